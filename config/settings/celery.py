@@ -1,0 +1,15 @@
+"""Celery runs the work queues (shipping labels, callbacks)."""
+from .env import env_str
+from .messaging import BROKER_URL
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", BROKER_URL)
+CELERY_TASK_ACKS_LATE = True  # a task is acked after it ran, so a crashed worker's job runs again
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long jobs: a worker takes one at a time, the rest stay shared
+CELERY_TASK_DEFAULT_QUEUE = "work.default"
+CELERY_TASK_ROUTES = {"shipping.tasks.*": {"queue": "work.shipping-labels"}}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -1,0 +1,21 @@
+"""The message broker, the outbox relay and the consumers."""
+from .env import env_float, env_int, env_str
+
+# Embedded default: a SQLite file acting as the broker (messaging/transport/sqlite.py).
+# Set BROKER_URL=amqp://guest:guest@127.0.0.1:5672// for RabbitMQ.
+BROKER_URL = env_str("BROKER_URL", "eventshop-sqlite:///var/broker.sqlite3")
+
+# The relay publishes promptly after commit and sweeps rows left unsent this often.
+OUTBOX_RELAY_SWEEP_SECONDS = env_float("OUTBOX_RELAY_SWEEP_SECONDS", 1.0)
+# A row younger than this is left to the process that wrote it (it publishes on commit).
+OUTBOX_RELAY_GRACE_SECONDS = env_float("OUTBOX_RELAY_GRACE_SECONDS", 2.0)
+OUTBOX_RELAY_BATCH_SIZE = env_int("OUTBOX_RELAY_BATCH_SIZE", 200)
+# Publish from the writing process right after commit (the relay's sweep is the safety net).
+OUTBOX_PUBLISH_ON_COMMIT = env_str("OUTBOX_PUBLISH_ON_COMMIT", "true").lower() == "true"
+
+# A message bigger than this is refused by the publisher and dead-lettered by a consumer.
+MESSAGE_MAX_BYTES = env_int("MESSAGE_MAX_BYTES", 64 * 1024)
+# How many delivery attempts a transient failure gets before the message is dead-lettered.
+CONSUMER_MAX_ATTEMPTS = env_int("CONSUMER_MAX_ATTEMPTS", 5)
+CONSUMER_RETRY_BASE_SECONDS = env_float("CONSUMER_RETRY_BASE_SECONDS", 1.0)
+CONSUMER_RETRY_MAX_SECONDS = env_float("CONSUMER_RETRY_MAX_SECONDS", 60.0)

@@ -1,0 +1,9 @@
+"""Settings for the test suite: fast hashing, media in a temporary folder."""
+import tempfile
+
+from .base import *  # noqa: F401,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = tempfile.mkdtemp(prefix="eventshop-media-")
+# Unit tests publish through the in-memory fake unless a test asks for a real broker.
+OUTBOX_PUBLISH_ON_COMMIT = False

@@ -1,0 +1,16 @@
+"""The project's URLs: the shop's pages, the APIs (with their OpenAPI schema), and the admin."""
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/shipping/", include("shipping.api_urls")),
+    path("api/loyalty/", include("loyalty.api_urls")),
+    path("api/", include("shop.apis.urls")),
+    path("", include("shop.urls")),
+] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

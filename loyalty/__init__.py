@@ -1,0 +1,1 @@
+"""Loyalty: points for purchases, kept as a ledger, acting on the purchase event alone."""

@@ -1,0 +1,1 @@
+"""Shared messaging infrastructure: envelope, outbox and relay, topology, consumer runtime."""

@@ -1,0 +1,179 @@
+"""The transactional outbox: record events with the change, publish them after commit, never lose one.
+
+A service calls `outbox_event_record` inside its transaction. After commit the writing process
+publishes the row at once (`outbox_publish_after_commit`); the relay process sweeps any row left
+unsent (crash, broker outage) with `outbox_relay_publish_pending`. A row is marked published only
+after the broker confirmed it, so the worst a crash can do is publish an event twice, which every
+consumer's inbox absorbs.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from kombu import Connection, Producer
+
+from messaging.broker import broker_connection
+from messaging.events import CONTENT_TYPE, Envelope, Event
+from messaging.models import OutboxMessage
+from messaging.topology import EVENTS_EXCHANGE, topology_declare
+
+logger = logging.getLogger(__name__)
+
+# The correlation id of the request or message being handled, carried into every event it causes.
+current_correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
+
+
+class MessageTooLarge(ValueError):
+    pass
+
+
+def outbox_event_record(event: Event, *, using: str) -> OutboxMessage:
+    """Record `event` in database `using`'s outbox; must run inside the transaction of the change."""
+    if not connections[using].in_atomic_block:
+        raise RuntimeError("outbox_event_record must run inside transaction.atomic(using=...)")
+    last_sequence = (
+        OutboxMessage.objects.using(using)
+        .filter(source=event.source, subject=event.subject)
+        .aggregate(last=Max("sequence"))["last"]
+    )
+    envelope = Envelope(event=event, sequence=(last_sequence or 0) + 1, correlation_id=current_correlation_id.get())
+    body = envelope.to_json()
+    if len(body.encode()) > settings.MESSAGE_MAX_BYTES:
+        raise MessageTooLarge(f"{event.type} is {len(body.encode())} bytes; the limit is {settings.MESSAGE_MAX_BYTES}")
+    message = OutboxMessage.objects.using(using).create(
+        event_id=envelope.id,
+        source=envelope.source,
+        event_type=envelope.type,
+        subject=envelope.subject,
+        sequence=envelope.sequence,
+        routing_key=event.routing_key(),
+        body=body,
+        correlation_id=envelope.correlation_id,
+        created_at=envelope.time,
+    )
+    if settings.OUTBOX_PUBLISH_ON_COMMIT:
+        transaction.on_commit(lambda: outbox_publish_after_commit(using=using, message_ids=[message.pk]), using=using)
+    return message
+
+
+class OutboxPublisher:
+    """Publishes outbox rows to the events exchange and reports which ones the broker confirmed."""
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        topology_declare(connection)
+        self.producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE)
+
+    def publish(self, message: OutboxMessage) -> None:
+        # With confirm_publish on the connection this returns only once RabbitMQ confirmed the message.
+        self.producer.publish(
+            message.body,
+            routing_key=message.routing_key,
+            content_type=CONTENT_TYPE,
+            content_encoding="utf-8",
+            delivery_mode=2,
+            message_id=str(message.event_id),
+            headers={"ce-type": message.event_type, "correlation-id": message.correlation_id},
+            retry=False,
+        )
+
+    def close(self) -> None:
+        self.connection.release()
+
+
+def outbox_publish(*, using: str, messages: list[OutboxMessage], publisher: OutboxPublisher) -> tuple[int, Exception | None]:
+    """Publish `messages` in order and mark the confirmed ones; stop at the first failure.
+
+    Returns how many were published and the error that stopped it, if any. It does not raise, so a
+    caller inside a transaction keeps the marks of what the broker did confirm.
+    """
+    confirmed = []
+    error = None
+    for message in messages:
+        try:
+            publisher.publish(message)
+        except Exception as publish_error:  # any broker or network fault: the row stays unsent
+            error = publish_error
+            OutboxMessage.objects.using(using).filter(pk=message.pk).update(
+                publish_attempts=F("publish_attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000]
+            )
+            break
+        confirmed.append(message.pk)
+    if confirmed:
+        OutboxMessage.objects.using(using).filter(pk__in=confirmed, published_at__isnull=True).update(
+            published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
+        )
+    return len(confirmed), error
+
+
+def outbox_relay_publish_pending(*, using: str, publisher: OutboxPublisher, grace_seconds: float, limit: int) -> int:
+    """Publish rows older than `grace_seconds` that are still unsent; returns how many were published.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED, so several relays never publish the same
+    row at once. SQLite has no row locks; one relay is run there, and a rare double publish (with
+    the writer's own after-commit publish) is absorbed by the consumers' inboxes.
+    Raises the broker error that stopped it, after marking what was confirmed.
+    """
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    pending = OutboxMessage.objects.using(using).filter(published_at__isnull=True, created_at__lte=cutoff).order_by("id")
+    if connections[using].features.has_select_for_update_skip_locked:
+        with transaction.atomic(using=using):
+            published, error = outbox_publish(
+                using=using, messages=list(pending.select_for_update(skip_locked=True)[:limit]), publisher=publisher
+            )
+    else:
+        published, error = outbox_publish(using=using, messages=list(pending[:limit]), publisher=publisher)
+    if error is not None:
+        raise error
+    return published
+
+
+class _AfterCommitPublisher(threading.local):
+    """One publisher per thread of a writing process, with a short circuit breaker: while the broker
+    is unreachable, requests do not wait on it; the relay's sweep publishes what they left."""
+
+    OPEN_SECONDS = 5.0  # after a failure, skip publishing for this long instead of timing out per request
+
+    def __init__(self):
+        self.publisher: OutboxPublisher | None = None
+        self.open_until = 0.0
+
+    def publish(self, using: str, message_ids: list[int]) -> None:
+        if time.monotonic() < self.open_until:
+            return
+        messages = list(OutboxMessage.objects.using(using).filter(pk__in=message_ids, published_at__isnull=True).order_by("id"))
+        if not messages:
+            return
+        try:
+            if self.publisher is None:
+                self.publisher = OutboxPublisher(broker_connection(connect_timeout=1))
+            _, error = outbox_publish(using=using, messages=messages, publisher=self.publisher)
+        except Exception as connect_error:  # the broker could not be reached at all
+            error = connect_error
+        if error is not None:
+            logger.warning("publish after commit failed, the relay will retry: %s", error)
+            self.open_until = time.monotonic() + self.OPEN_SECONDS
+            self.reset()
+
+    def reset(self) -> None:
+        if self.publisher is not None:
+            try:
+                self.publisher.close()
+            except Exception:  # the connection is already broken; dropping it is all we want
+                pass
+        self.publisher = None
+
+
+_after_commit_publisher = _AfterCommitPublisher()
+
+
+def outbox_publish_after_commit(*, using: str, message_ids: list[int]) -> None:
+    _after_commit_publisher.publish(using, message_ids)

@@ -1,0 +1,1 @@
+"""The shop: catalog, cart, checkout and orders. Publishes purchases; listens to how they go."""

@@ -1,0 +1,1 @@
+"""The shop's REST API: one view per operation."""
