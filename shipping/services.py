@@ -1,14 +1,20 @@
 """Every write shipping makes; each records its event in the same transaction."""
 import secrets
 
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.events import PurchaseConfirmed, ShipmentCancelled, ShipmentCreated
+from messaging.events import PurchaseConfirmed, ShipmentCancelled, ShipmentCreated, ShippingLabelRendered
 from messaging.outbox import outbox_event_record
+from shipping.labels import label_png
 from shipping.models import Shipment
 
 SHIPPING_DATABASE = "shipping"
+
+
+class ShipmentNotReady(Exception):
+    """The label job ran before the shipment it is for was committed."""
 
 
 def shipment_create(*, purchase: PurchaseConfirmed) -> Shipment | None:
@@ -35,6 +41,45 @@ def shipment_create(*, purchase: PurchaseConfirmed) -> Shipment | None:
                         country=shipment.country),
         using=SHIPPING_DATABASE,
     )
+    _label_job_send(order_id=shipment.order_id)
+    return shipment
+
+
+def _label_job_send(*, order_id: int) -> None:
+    # Sent inside the transaction, not after commit: a crash between commit and send would lose the
+    # job, while a job sent for a transaction that then rolls back finds no shipment and gives up
+    # (the redelivered event sends another). The task is keyed by order, and rendering is idempotent.
+    from shipping.tasks import render_shipping_label
+
+    render_shipping_label.delay(order_id)
+
+
+def shipment_label_render(*, order_id: int, worker: str) -> Shipment | None:
+    """Render and store the order's label once; None if the shipment was cancelled meanwhile."""
+    shipment = Shipment.objects.filter(order_id=order_id).first()
+    if shipment is None:
+        raise ShipmentNotReady(order_id)
+    if shipment.status != Shipment.Status.AWAITING_LABEL:
+        return shipment if shipment.status == Shipment.Status.LABEL_READY else None
+    # Rendered outside the transaction: the slow part must not hold a database lock.
+    png = label_png(
+        tracking_number=shipment.tracking_number,
+        order_number=shipment.order_number,
+        recipient=[shipment.recipient_name, shipment.line1, f"{shipment.postal_code} {shipment.city}"],
+        country=shipment.country,
+    )
+    with transaction.atomic(using=SHIPPING_DATABASE):
+        shipment = Shipment.objects.select_for_update().get(pk=shipment.pk)
+        if shipment.status != Shipment.Status.AWAITING_LABEL:
+            return shipment if shipment.status == Shipment.Status.LABEL_READY else None
+        shipment.label.save(f"{shipment.tracking_number}.png", ContentFile(png), save=False)
+        shipment.status = Shipment.Status.LABEL_READY
+        shipment.label_rendered_by = worker
+        shipment.save(update_fields=["label", "status", "label_rendered_by"])
+        outbox_event_record(
+            ShippingLabelRendered(shipment_id=shipment.pk, order_id=order_id, label_url=shipment.label.url),
+            using=SHIPPING_DATABASE,
+        )
     return shipment
 
 

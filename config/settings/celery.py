@@ -1,15 +1,18 @@
-"""Celery runs the work queues (shipping labels, callbacks)."""
+"""Celery runs the work queues (shipping labels, callbacks): jobs spread across competing workers."""
 from .env import env_str
 from .messaging import BROKER_URL
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", BROKER_URL)
 CELERY_TASK_ACKS_LATE = True  # a task is acked after it ran, so a crashed worker's job runs again
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long jobs: a worker takes one at a time, the rest stay shared
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long jobs: a worker holds one at a time, the rest stay shared
 CELERY_TASK_DEFAULT_QUEUE = "work.default"
 CELERY_TASK_ROUTES = {"shipping.tasks.*": {"queue": "work.shipping-labels"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# The queues a demo worker consumes (`celery -A config worker -Q ...`).
+WORK_QUEUES = ("work.shipping-labels", "work.default")
