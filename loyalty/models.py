@@ -18,6 +18,7 @@ class LoyaltyAccount(models.Model):
 class PointsTransaction(models.Model):
     class Kind(models.TextChoices):
         AWARD = "award"
+        BONUS = "bonus", "large-order bonus"
         REVERSAL = "reversal"
 
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="transactions")
@@ -30,6 +31,6 @@ class PointsTransaction(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            # One credit and at most one reversal per order, whatever arrives twice.
+            # One credit, one bonus and one reversal per order at most, whatever arrives twice.
             models.UniqueConstraint(fields=["order_id", "kind"], name="points_unique_kind_per_order"),
         ]

@@ -142,7 +142,11 @@ class EventConsumer:
             except IntegrityError:
                 outcome = DeliveryOutcome.DUPLICATE
             else:
-                outcome = self.apply_in_sequence(envelope, inbox)
+                if self.subscription.ordered:
+                    outcome = self.apply_in_sequence(envelope, inbox)
+                else:
+                    self.handle(envelope)
+                    outcome = DeliveryOutcome.APPLIED
             self.record_attempt(envelope, delivery, outcome, started=started)
         return outcome
 

@@ -139,6 +139,8 @@ class PointsAwarded(Event):
     customer_id: int
     points: int
     balance: int
+    # Added after version 1 with a default, so events without it still parse (docs/events.md).
+    reason: str = "purchase"
 
 
 @dataclass(frozen=True)
@@ -311,11 +313,12 @@ def _parse_value(expected, value, path: str):
         if not isinstance(value, dict):
             raise InvalidEvent("invalid_data", f"{path} must be an object")
         hints = typing.get_type_hints(expected)
-        names = [f.name for f in dataclasses.fields(expected)]
-        missing = [name for name in names if name not in value]
+        fields = dataclasses.fields(expected)
+        missing = [f.name for f in fields if f.name not in value and f.default is dataclasses.MISSING]
         if missing:
             raise InvalidEvent("invalid_data", f"{path} is missing {', '.join(missing)}")
-        return expected(**{name: _parse_value(hints[name], value[name], f"{path}.{name}") for name in names})
+        return expected(**{f.name: _parse_value(hints[f.name], value[f.name], f"{path}.{f.name}")
+                           for f in fields if f.name in value})
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list) or not value:

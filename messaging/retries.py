@@ -15,13 +15,13 @@ from django.conf import settings
 from kombu import Connection, Exchange, Producer, Queue
 
 from messaging.broker import broker_is_rabbitmq
+from messaging.transport.sqlite import NOT_BEFORE_HEADER
 from messaging.topology import Subscription
 
 if TYPE_CHECKING:
     from messaging.consumer import Delivery
 
 ATTEMPT_HEADER = "x-eventshop-failed-attempts"
-NOT_BEFORE_HEADER = "x-eventshop-not-before"  # honoured by the embedded transport
 # Headers the broker adds on its way; a retried copy must not carry them forward.
 BROKER_HEADERS = {"x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"}

@@ -34,12 +34,17 @@ class Subscription:
     name: str
     queue_name: str
     database: str
-    handlers_module: str
+    # "module:NAME" of the dict that maps event type -> handler function.
+    handlers_path: str
     # Binding keys; by default one `<type>.#` per handled event type.
     binding_keys: tuple[str, ...] = ()
+    # Ordered subscribers skip events older than what they applied for the subject (their handlers
+    # replace state); unordered ones apply every event once (their effects commute, e.g. a log).
+    ordered: bool = True
 
     def handlers(self) -> dict:
-        return import_module(self.handlers_module).HANDLERS
+        module, name = self.handlers_path.split(":")
+        return getattr(import_module(module), name)
 
     def bindings(self) -> tuple[str, ...]:
         # `#` (zero or more words), not `*`: a routing key that is exactly the type must match too.
@@ -68,9 +73,16 @@ class Subscription:
 SUBSCRIPTIONS: dict[str, Subscription] = {
     subscription.name: subscription
     for subscription in (
-        Subscription(name="shipping", queue_name="shipping.events", database="shipping", handlers_module="shipping.handlers"),
-        Subscription(name="loyalty", queue_name="loyalty.events", database="loyalty", handlers_module="loyalty.handlers"),
-        Subscription(name="shop", queue_name="shop.journey", database="default", handlers_module="shop.handlers"),
+        Subscription(name="shipping", queue_name="shipping.events", database="shipping",
+                     handlers_path="shipping.handlers:HANDLERS"),
+        Subscription(name="loyalty", queue_name="loyalty.events", database="loyalty",
+                     handlers_path="loyalty.handlers:HANDLERS"),
+        # Custom routing: only purchases of the "large" value band, whatever the country.
+        Subscription(name="loyalty-bonus", queue_name="loyalty.large-orders", database="loyalty",
+                     handlers_path="loyalty.handlers:LARGE_ORDER_HANDLERS",
+                     binding_keys=("shop.purchase.confirmed.*.large",)),
+        Subscription(name="shop", queue_name="shop.journey", database="default",
+                     handlers_path="shop.handlers:HANDLERS", ordered=False),
     )
 }
 

@@ -115,6 +115,7 @@ class OrderJourneyStep(models.Model):
     event_type = models.CharField(max_length=100)
     source = models.CharField(max_length=32)
     summary = models.CharField(max_length=255)
+    data = models.JSONField(default=dict, help_text="The event's data, as received.")
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
 

@@ -17,6 +17,15 @@ def order_list_for_customer(*, customer) -> QuerySet[Order]:
     return Order.objects.filter(customer=customer).prefetch_related("lines")
 
 
+def order_list_visible_to(*, user) -> QuerySet[Order]:
+    """The user's own orders; staff see everyone's."""
+    return Order.objects.prefetch_related("lines") if user.is_staff else order_list_for_customer(customer=user)
+
+
+def order_for_idempotency_key(*, customer, idempotency_key: str) -> Order | None:
+    return Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first() if idempotency_key else None
+
+
 def order_visible_to(*, user, order_id: int) -> Order | None:
     """The order if `user` owns it or is staff; None otherwise (callers answer 404, not 403)."""
     orders = Order.objects.prefetch_related("lines")

@@ -1,6 +1,7 @@
 """Every write the shop makes. Placing or cancelling an order records its event in the same transaction."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -12,9 +13,21 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from messaging.events import Address, Envelope, OrderCancelled, PurchaseConfirmed, PurchaseLine
+from messaging.events import (
+    Address,
+    Envelope,
+    OrderCancelled,
+    PointsAwarded,
+    PointsReversed,
+    PurchaseConfirmed,
+    PurchaseLine,
+    ShipmentCancelled,
+    ShipmentCreated,
+    ShippingLabelRendered,
+)
 from messaging.outbox import outbox_event_record
 from shop.models import Order, OrderJourneyStep, OrderLine, Product
+from shop.selectors import order_for_idempotency_key
 
 SHOP_DATABASE = "default"
 MAX_LINES_PER_ORDER = 50
@@ -162,8 +175,12 @@ def order_cancel(*, order: Order, reason: str = "cancelled by customer") -> Orde
 # --- what the shop hears back (called by shop/handlers.py inside the consumer's transaction) ------
 
 
-def order_journey_record(*, envelope: Envelope, summary: str, **order_changes) -> Order:
-    """Add a step to an order's journey and apply what it tells about the order."""
+def order_journey_record(*, envelope: Envelope, summary: str) -> Order:
+    """Add a step to an order's journey and derive the order's fulfilment fields from all its steps.
+
+    Deriving from the whole set, rather than applying each event as a change, makes the result the
+    same whatever order the events arrive in: the shop's listener needs no sequencing.
+    """
     order = Order.objects.select_for_update().get(pk=int(envelope.subject))
     OrderJourneyStep.objects.create(
         order=order,
@@ -171,13 +188,22 @@ def order_journey_record(*, envelope: Envelope, summary: str, **order_changes) -
         event_type=envelope.type,
         source=envelope.source,
         summary=summary,
+        data=json.loads(json.dumps(dataclasses.asdict(envelope.event), default=str)),
         occurred_at=envelope.time,
     )
-    for name, value in order_changes.items():
-        setattr(order, name, value)
-    if order.status == Order.Status.CONFIRMED and order.shipment_status and order.points_awarded:
+    steps = list(order.journey_steps.all())
+    of_type = lambda event_type: [step.data for step in steps if step.event_type == event_type]  # noqa: E731
+    if of_type(ShipmentCancelled.type):
+        order.shipment_status = "cancelled"
+    elif of_type(ShipmentCreated.type):
+        order.shipment_status = "created"
+    order.tracking_number = next((data["tracking_number"] for data in of_type(ShipmentCreated.type)), "")
+    order.label_url = next((data["label_url"] for data in of_type(ShippingLabelRendered.type)), "")
+    order.points_awarded = sum(data["points"] for data in of_type(PointsAwarded.type))
+    order.points_reversed = sum(data["points"] for data in of_type(PointsReversed.type))
+    if order.status == Order.Status.CONFIRMED and order.shipment_status == "created" and order.points_awarded:
         order.status = Order.Status.FULFILLED
-    order.save()
+    order.save(update_fields=["shipment_status", "tracking_number", "label_url", "points_awarded", "points_reversed", "status"])
     return order
 
 
@@ -200,7 +226,7 @@ def _merge_quantities(items: list[OrderItem]) -> dict[str, int]:
 
 
 def _order_for_idempotency_key(customer, idempotency_key: str, fingerprint: str) -> Order | None:
-    order = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+    order = order_for_idempotency_key(customer=customer, idempotency_key=idempotency_key)
     if order and order.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(idempotency_key)
     return order

@@ -5,6 +5,7 @@ from .base import *  # noqa: F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = tempfile.mkdtemp(prefix="eventshop-media-")
+STATIC_ROOT = tempfile.mkdtemp(prefix="eventshop-static-")
 # Unit tests publish through the in-memory fake unless a test asks for a real broker.
 OUTBOX_PUBLISH_ON_COMMIT = False
 # Tasks sent by handlers under test stay in memory; task tests call the task functions directly.

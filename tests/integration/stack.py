@@ -72,6 +72,7 @@ class Stack:
             "relay": ["manage.py", "relay"],
             "shipping": ["manage.py", "consume", "shipping"],
             "loyalty": ["manage.py", "consume", "loyalty"],
+            "loyalty-bonus": ["manage.py", "consume", "loyalty-bonus"],
             "shop": ["manage.py", "consume", "shop"],
         }
         base = name.split("#")[0]  # "shipping#2" is a second shipping process
@@ -82,7 +83,7 @@ class Stack:
             wait_until(self._web_is_up, timeout=30, what="the web server")
 
     def start_all(self) -> None:
-        for name in ("web", "relay", "shipping", "loyalty", "shop"):
+        for name in ("web", "relay", "shipping", "loyalty", "loyalty-bonus", "shop"):
             self.start(name)
 
     def stop(self, name: str, *, kill: bool = False) -> None:

@@ -31,6 +31,7 @@ class Command(BaseCommand):
             "relay": [python, "manage.py", "relay"],
             "shipping": [python, "manage.py", "consume", "shipping"],
             "loyalty": [python, "manage.py", "consume", "loyalty"],
+            "loyalty-bonus": [python, "manage.py", "consume", "loyalty-bonus"],
             "shop-listener": [python, "manage.py", "consume", "shop"],
             "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "1",
                        "--queues", ",".join(settings.WORK_QUEUES), "--hostname", "worker1@%h"],
@@ -98,6 +99,6 @@ class Command(BaseCommand):
   Log in as       demo  / {settings.DEMO_PASSWORD}   (customer)
                   staff / {settings.DEMO_PASSWORD}   (staff: dashboards, admin)
 
-  Processes: web, relay, shipping, loyalty, shop-listener, worker. Ctrl-C stops them all.
+  Processes: web, relay, shipping, loyalty, loyalty-bonus, shop-listener, worker. Ctrl-C stops them all.
 """
         )
