@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/shipping/", include("shipping.api_urls")),
     path("api/loyalty/", include("loyalty.api_urls")),
+    path("api/messaging/", include("messaging.api_urls")),
     path("api/", include("shop.apis.urls")),
     path("", include("shop.urls")),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -15,5 +15,8 @@ def broker_connection(*, url: str | None = None, confirms: bool = True, connect_
     """A new kombu connection. With `confirms`, every publish on it waits for the broker's
     publisher confirm, so a publish that returns means the broker has the message."""
     url = url or broker_url()
-    transport_options = {"confirm_publish": True} if confirms and broker_is_rabbitmq(url) else {}
+    if broker_is_rabbitmq(url):
+        transport_options = {"confirm_publish": True} if confirms else {}
+    else:
+        transport_options = {"visibility_timeout": settings.BROKER_VISIBILITY_TIMEOUT_SECONDS}
     return Connection(url, connect_timeout=connect_timeout, transport_options=transport_options, heartbeat=30 if broker_is_rabbitmq(url) else 0)

@@ -25,10 +25,11 @@ from kombu.message import Message
 from messaging.broker import broker_connection
 from messaging.dead_letters import dead_letter_record
 from messaging.events import CONTENT_TYPE, DATA_CONTENT_TYPE, Envelope, InvalidEvent
+from messaging.faults import FaultPlan, InjectedFailure, consumer_faults_set
 from messaging.models import ConsumerState, DeliveryAttempt, DeliveryOutcome, InboxMessage, SubjectProgress
 from messaging.outbox import current_correlation_id
 from messaging.retries import ATTEMPT_HEADER, RetryScheduler, retry_delay_seconds, retry_scheduler_for
-from messaging.topology import Subscription, topology_declare
+from messaging.topology import QUEUE_DELIVERY_LIMIT, Subscription, topology_declare
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,9 @@ class TransientError(Exception):
     """Raised by a handler for a failure that may pass (a downstream timeout): retried with backoff."""
 
 
-# Failures worth retrying: the database was unavailable, or a race another attempt will not lose.
-TRANSIENT_ERRORS = (TransientError, OperationalError, InterfaceError, IntegrityError)
+# Failures worth retrying: the database was unavailable, a race another attempt will not lose, or
+# a failure an operator injected to watch retries work.
+TRANSIENT_ERRORS = (TransientError, OperationalError, InterfaceError, IntegrityError, InjectedFailure)
 ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, DATA_CONTENT_TYPE}
 
 
@@ -62,9 +64,14 @@ class Delivery:
         )
 
     @property
+    def redeliveries(self) -> int:
+        """How often the broker delivered this very message before without an ack (consumer crashes)."""
+        return int(self.headers.get("x-delivery-count", 0) or 0)
+
+    @property
     def attempt(self) -> int:
         """1 for the first try; counts handled failures (our header) and crashes (the broker's)."""
-        return 1 + int(self.headers.get(ATTEMPT_HEADER, 0)) + int(self.headers.get("x-delivery-count", 0) or 0)
+        return 1 + int(self.headers.get(ATTEMPT_HEADER, 0)) + self.redeliveries
 
 
 class EventConsumer:
@@ -82,6 +89,8 @@ class EventConsumer:
         self.connection_factory = connection_factory
         self.should_stop = False
         self.paused = False
+        self.faults = FaultPlan()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._next_heartbeat = 0.0
 
     # --- the one method a handler author cares about ---------------------------------------
@@ -94,6 +103,12 @@ class EventConsumer:
     def process(self, delivery: Delivery, retry_scheduler: RetryScheduler) -> str:
         """Handle one delivery and return its outcome; the caller acks after this returns."""
         started = time.monotonic()
+        if delivery.redeliveries >= QUEUE_DELIVERY_LIMIT:
+            # Consumers died on it again and again (RabbitMQ's quorum queue dead-letters it first;
+            # this is the same limit on the embedded broker). Without a limit it would loop forever.
+            self.give_up(delivery, "delivery_limit", f"delivered {delivery.redeliveries + 1} times without an ack",
+                         envelope=None)
+            return DeliveryOutcome.DEAD_LETTERED
         try:
             envelope = self.parse(delivery)
         except InvalidEvent as error:
@@ -143,14 +158,18 @@ class EventConsumer:
                 outcome = DeliveryOutcome.DUPLICATE
             else:
                 if self.subscription.ordered:
-                    outcome = self.apply_in_sequence(envelope, inbox)
+                    outcome = self.apply_in_sequence(envelope, inbox, delivery)
                 else:
-                    self.handle(envelope)
+                    self.handle_with_faults(envelope, delivery)
                     outcome = DeliveryOutcome.APPLIED
             self.record_attempt(envelope, delivery, outcome, started=started)
         return outcome
 
-    def apply_in_sequence(self, envelope: Envelope, inbox: InboxMessage) -> str:
+    def handle_with_faults(self, envelope: Envelope, delivery: Delivery) -> None:
+        self.faults.before_handle(delivery.attempt)
+        self.handle(envelope)
+
+    def apply_in_sequence(self, envelope: Envelope, inbox: InboxMessage, delivery: Delivery) -> str:
         """Skip what is older than the subject's progress; apply the rest and move the progress on.
 
         The progress row is locked, so two events of one subject are never applied concurrently.
@@ -168,7 +187,7 @@ class EventConsumer:
             inbox.save(update_fields=["outcome"])
             return DeliveryOutcome.STALE
         early = envelope.sequence > progress.last_sequence + 1
-        self.handle(envelope)
+        self.handle_with_faults(envelope, delivery)
         progress.last_sequence = envelope.sequence
         progress.save(update_fields=["last_sequence"])
         if early:
@@ -201,6 +220,7 @@ class EventConsumer:
             detail=detail,
             attempts=delivery.attempt,
             envelope=envelope,
+            worker=self.worker,
         )
         logger.warning("%s dead-lettered a message: %s (%s)", self.subscription.name, reason, detail.splitlines()[0] if detail else "")
 
@@ -217,6 +237,7 @@ class EventConsumer:
             detail=detail,
             duration_ms=(time.monotonic() - started) * 1000,
             correlation_id=envelope.correlation_id,
+            worker=self.worker,
         )
 
     def record_failure(self, envelope: Envelope, delivery: Delivery, outcome: str, *, reason: str, detail: str) -> None:
@@ -247,7 +268,10 @@ class EventConsumer:
     def consume_from(self, connection: Connection) -> None:
         connection.ensure_connection(max_retries=1)
         topology_declare(connection)
-        retry_scheduler = retry_scheduler_for(self.subscription, connection)
+        with self.connection_factory(confirms=True) as publishing_connection:
+            self.consume_with(connection, retry_scheduler_for(self.subscription, publishing_connection))
+
+    def consume_with(self, connection: Connection, retry_scheduler: RetryScheduler) -> None:
         channel = connection.channel()
         consumer = Consumer(
             channel,
@@ -255,6 +279,10 @@ class EventConsumer:
             on_message=lambda message: self.on_message(message, retry_scheduler),
             prefetch_count=self.PREFETCH,
         )
+        # RabbitMQ moves a message past its delivery limit to this queue; keep it with the others.
+        dead_consumer = Consumer(connection.channel(), queues=[self.subscription.dead_queue()],
+                                 on_message=self.on_dead_message, prefetch_count=self.PREFETCH)
+        dead_consumer.consume()
         logger.info("%s consuming %s", self.subscription.name, self.subscription.queue_name)
         consuming = False
         while not self.should_stop:
@@ -272,12 +300,13 @@ class EventConsumer:
                 connection.heartbeat_check()
         if consuming:
             consumer.cancel()
+        dead_consumer.cancel()
         channel.close()
 
     def on_message(self, message: Message, retry_scheduler: RetryScheduler) -> None:
         delivery = Delivery.from_message(message)
         try:
-            self.process(delivery, retry_scheduler)
+            outcome = self.process(delivery, retry_scheduler)
         except DatabaseError as error:
             # Even the dead-letter store is unreachable: put the message back and slow down.
             logger.error("%s cannot reach its database (%s); requeueing", self.subscription.name, error)
@@ -285,7 +314,24 @@ class EventConsumer:
             message.requeue()
             time.sleep(1.0)
             return
+        if self.faults.crash_after_commit and outcome in (DeliveryOutcome.APPLIED, DeliveryOutcome.EARLY):
+            self.crash_before_ack()
         message.ack()
+
+    def on_dead_message(self, message: Message) -> None:
+        delivery = Delivery.from_message(message)
+        reason = str(delivery.headers.get("x-first-death-reason", "delivery_limit"))
+        self.give_up(delivery, "delivery_limit" if reason == "delivery_limit" else f"broker_{reason}",
+                     f"dead-lettered by the broker ({reason}) from {delivery.headers.get('x-first-death-queue', '?')}",
+                     envelope=None)
+        message.ack()
+
+    def crash_before_ack(self) -> None:
+        """The injected crash: the effect is committed, the ack never sent; the broker redelivers."""
+        self.faults.crash_after_commit = False
+        consumer_faults_set(consumer=self.subscription.name, plan=self.faults)
+        logger.warning("%s: injected crash after commit, before ack", self.subscription.name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -300,6 +346,7 @@ class EventConsumer:
             state.hostname = socket.gethostname()
             state.save(update_fields=["last_heartbeat_at", "process_id", "hostname"])
             self.paused = state.paused
+            self.faults = FaultPlan.from_dict(state.faults)
         except DatabaseError as error:
             logger.warning("%s could not write its heartbeat: %s", self.subscription.name, error)
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import uuid
 
+from amqp.exceptions import MessageNacked
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from kombu import Exchange, Producer
+from kombu.exceptions import KombuError
 
 from messaging.broker import broker_connection
 from messaging.events import Envelope
@@ -19,6 +21,17 @@ from messaging.retries import ATTEMPT_HEADER, BROKER_HEADERS
 from messaging.topology import SUBSCRIPTIONS, topology_declare
 
 REPLAY_HEADER = "x-eventshop-replayed-from"
+# An operator, or an HTTP request, is waiting: say the broker is down within seconds, instead of
+# after kombu's reconnect attempts.
+BROKER_CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not be reached, or failed midway; `replayed` dead letters went out before it did."""
+
+    def __init__(self, message: str, *, replayed: int = 0):
+        super().__init__(message)
+        self.replayed = replayed
 
 
 def dead_letter_record(
@@ -33,6 +46,7 @@ def dead_letter_record(
     detail: str,
     attempts: int,
     envelope: Envelope | None,
+    worker: str = "",
 ) -> DeadLetter:
     """Keep a message the consumer gave up on, and record the attempt, in one transaction."""
     with transaction.atomic(using=database):
@@ -60,6 +74,7 @@ def dead_letter_record(
             reason=reason,
             detail=detail[:2000],
             correlation_id=envelope.correlation_id if envelope else "",
+            worker=worker,
         )
     return dead_letter
 
@@ -115,6 +130,39 @@ def dead_letters_discard(*, consumer: str, dead_letters: list[DeadLetter]) -> in
     return DeadLetter.objects.using(database).filter(
         pk__in=[letter.pk for letter in dead_letters], status=DeadLetter.Status.PENDING
     ).update(status=DeadLetter.Status.DISCARDED, resolved_at=timezone.now())
+
+
+def dead_letters_get_many(*, consumer: str, ids: list[int]) -> list[DeadLetter]:
+    """The dead letters with these ids, whatever their status; DoesNotExist names every id not found."""
+    letters = list(dead_letter_list(consumer=consumer, status=None).filter(pk__in=ids).order_by("id"))
+    missing = sorted(set(ids) - {letter.pk for letter in letters})
+    if missing:
+        raise DeadLetter.DoesNotExist(f"no dead letter {', '.join(map(str, missing))} for {consumer}")
+    return letters
+
+
+def dead_letters_replay_if_broker_reachable(*, consumer: str, dead_letters: list[DeadLetter],
+                                           connect_timeout: float = BROKER_CHECK_TIMEOUT_SECONDS) -> int:
+    """`dead_letters_replay` for an operator who is waiting: raises BrokerUnavailable at once, with
+    nothing published or marked, when the broker cannot be reached, and says how many went out when
+    it fails midway."""
+    pending_ids = [letter.pk for letter in dead_letters if letter.status == DeadLetter.Status.PENDING]
+    if not pending_ids:
+        return 0
+    probe = broker_connection(connect_timeout=connect_timeout)
+    broker_errors = (OSError, KombuError, MessageNacked, *probe.connection_errors, *probe.channel_errors)
+    try:
+        probe.ensure_connection(max_retries=0)
+    except broker_errors as error:
+        raise BrokerUnavailable(f"cannot reach the broker at {probe.as_uri()}: {error}; nothing was replayed") from error
+    finally:
+        probe.release()
+    try:
+        return dead_letters_replay(consumer=consumer, dead_letters=dead_letters)
+    except broker_errors as error:
+        replayed = dead_letter_list(consumer=consumer, status=DeadLetter.Status.REPLAYED).filter(pk__in=pending_ids).count()
+        raise BrokerUnavailable(f"the broker at {probe.as_uri()} failed after {replayed} of {len(pending_ids)} "
+                                f"were replayed: {error}", replayed=replayed) from error
 
 
 def _event_id_from(headers: dict) -> uuid.UUID | None:

@@ -96,6 +96,8 @@ class DeliveryAttempt(models.Model):
     detail = models.TextField(blank=True)
     duration_ms = models.FloatField(default=0)
     correlation_id = models.CharField(max_length=64, blank=True)
+    # Which process handled it ("host:pid"): shows competing consumers sharing a queue.
+    worker = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -143,3 +145,5 @@ class ConsumerState(models.Model):
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     process_id = models.PositiveIntegerField(null=True, blank=True)
     hostname = models.CharField(max_length=255, blank=True)
+    # Injected faults (messaging/faults.py): {"fail_share": 0.3, "slow_ms": 200, ...}.
+    faults = models.JSONField(default=dict, blank=True)

@@ -37,6 +37,10 @@ def retry_delay_seconds(attempt: int) -> float:
 
 
 class RetryScheduler:
+    """Puts a failed message back later. Give it its own connection, not the consuming one: a
+    broker round trip made inside a delivery callback on the consuming connection would dispatch
+    the next delivery into that callback, re-entrantly."""
+
     def __init__(self, subscription: Subscription, connection: Connection):
         self.subscription = subscription
         self.producer = Producer(connection.default_channel)
@@ -51,6 +55,11 @@ class RetryScheduler:
 
 
 class RabbitMQDelayQueues(RetryScheduler):
+    def __init__(self, subscription: Subscription, connection: Connection):
+        super().__init__(subscription, connection)
+        for level in DELAY_LEVELS_SECONDS:
+            self.delay_queue(level)(self.producer.channel).declare()
+
     def delay_queue(self, level_seconds: int) -> Queue:
         return Queue(
             f"{self.subscription.queue_name}.retry.{level_seconds}s",
@@ -66,7 +75,6 @@ class RabbitMQDelayQueues(RetryScheduler):
     def schedule(self, delivery: Delivery, *, attempt: int, delay_seconds: float) -> None:
         level = next((level for level in DELAY_LEVELS_SECONDS if level >= delay_seconds), DELAY_LEVELS_SECONDS[-1])
         queue = self.delay_queue(level)
-        queue(self.producer.channel).declare()
         self.producer.publish(
             delivery.body,
             exchange=Exchange(""),

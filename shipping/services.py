@@ -1,6 +1,8 @@
 """Every write shipping makes; each records its event in the same transaction."""
 import secrets
+import time
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -68,6 +70,7 @@ def shipment_label_render(*, order_id: int, worker: str) -> Shipment | None:
         recipient=[shipment.recipient_name, shipment.line1, f"{shipment.postal_code} {shipment.city}"],
         country=shipment.country,
     )
+    time.sleep(settings.SHIPPING_LABEL_EXTRA_SECONDS)
     with transaction.atomic(using=SHIPPING_DATABASE):
         shipment = Shipment.objects.select_for_update().get(pk=shipment.pk)
         if shipment.status != Shipment.Status.AWAITING_LABEL:

@@ -1,8 +1,9 @@
 """Celery runs the work queues (shipping labels, callbacks): jobs spread across competing workers."""
-from .env import env_str
-from .messaging import BROKER_URL
+from .env import env_float, env_str
+from .messaging import BROKER_URL, BROKER_VISIBILITY_TIMEOUT_SECONDS
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", BROKER_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {} if CELERY_BROKER_URL.startswith("amqp") else {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_TASK_ACKS_LATE = True  # a task is acked after it ran, so a crashed worker's job runs again
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long jobs: a worker holds one at a time, the rest stay shared
@@ -16,3 +17,6 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The queues a demo worker consumes (`celery -A config worker -Q ...`).
 WORK_QUEUES = ("work.shipping-labels", "work.default")
+
+# Stands in for a label printer's API: makes each job take long enough to watch two workers share them.
+SHIPPING_LABEL_EXTRA_SECONDS = env_float("SHIPPING_LABEL_EXTRA_SECONDS", 0.0)

@@ -4,6 +4,8 @@ from .env import env_float, env_int, env_str
 # Embedded default: a SQLite file acting as the broker (messaging/transport/sqlite.py).
 # Set BROKER_URL=amqp://guest:guest@127.0.0.1:5672// for RabbitMQ.
 BROKER_URL = env_str("BROKER_URL", "eventshop-sqlite:///var/broker.sqlite3")
+# Embedded broker only: a message taken but not acked (its consumer died) is redelivered after this.
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env_float("BROKER_VISIBILITY_TIMEOUT_SECONDS", 30.0)
 
 # The relay publishes promptly after commit and sweeps rows left unsent this often.
 OUTBOX_RELAY_SWEEP_SECONDS = env_float("OUTBOX_RELAY_SWEEP_SECONDS", 1.0)

@@ -115,7 +115,8 @@ class SqliteDatabases:
                 "EVENTSHOP_VAR_DIR": str(self.folder)}
 
     def sql(self, alias: str, query: str, params=()) -> list[tuple]:
-        with closing(sqlite3.connect(self.path(alias), timeout=30)) as connection:
+        # Autocommit, like the PostgreSQL helper: a test's UPDATE must be seen by the processes.
+        with closing(sqlite3.connect(self.path(alias), timeout=30, isolation_level=None)) as connection:
             return connection.execute(query, params).fetchall()
 
 

@@ -15,6 +15,12 @@ from contextlib import closing
 from pathlib import Path
 
 import requests
+from kombu import Connection, Exchange, Producer
+
+from messaging.events import CONTENT_TYPE, EXCHANGE_NAME
+from messaging.transport import register_transport_alias
+
+register_transport_alias()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_PASSWORD = "integration-pass"
@@ -36,6 +42,14 @@ def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.2, what:
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
+
+
+def publish_raw(broker_url: str, body: str | bytes, routing_key: str, *, content_type: str = CONTENT_TYPE) -> None:
+    """Publish a message as any producer could: straight to the exchange, no outbox."""
+    with Connection(broker_url) as connection:
+        producer = Producer(connection.default_channel)
+        producer.publish(body, exchange=Exchange(EXCHANGE_NAME, type="topic", durable=True, passive=True),
+                         routing_key=routing_key, content_type=content_type, content_encoding="utf-8", retry=False)
 
 
 class Stack:
@@ -74,6 +88,9 @@ class Stack:
             "loyalty": ["manage.py", "consume", "loyalty"],
             "loyalty-bonus": ["manage.py", "consume", "loyalty-bonus"],
             "shop": ["manage.py", "consume", "shop"],
+            "worker": ["-m", "celery", "-A", "config", "worker", "--concurrency", "1", "--queues",
+                       "work.shipping-labels,work.default", "--hostname", f"{name.replace('#', '-')}@%h",
+                       "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
         }
         base = name.split("#")[0]  # "shipping#2" is a second shipping process
         log = open(self.log_dir / f"{name.replace('#', '-')}.log", "ab")
@@ -94,6 +111,16 @@ class Stack:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def wait_for_exit(self, name: str, timeout: float = 30) -> int:
+        """Wait for a process to end by itself (an injected crash) and forget it."""
+        process = self.processes[name]
+        wait_until(lambda: process.poll() is not None, timeout=timeout, what=f"{name} to exit")
+        del self.processes[name]
+        return process.returncode
+
+    def is_running(self, name: str) -> bool:
+        return self.processes[name].poll() is None
 
     def stop_all(self) -> None:
         for name in list(self.processes):
@@ -132,9 +159,12 @@ class Stack:
         assert response.status_code in (200, 201), response.text
         return response.json()
 
-    def some_sku(self) -> str:
-        products = requests.get(f"{self.base_url}/api/products/", timeout=10).json()
-        products = products.get("results", products) if isinstance(products, dict) else products
+    def products(self) -> list[dict]:
+        products = requests.get(f"{self.base_url}/api/products/?limit=1000", timeout=10).json()
+        return products.get("results", products) if isinstance(products, dict) else products
+
+    def some_sku(self, *, min_price: float = 0, max_price: float = float("inf")) -> str:
+        products = [p for p in self.products() if min_price <= float(p["price"]) <= max_price]
         return max(products, key=lambda product: product["stock"])["sku"]
 
     def shipments(self, order_id: int) -> list[dict]:

@@ -6,21 +6,7 @@ PostgreSQL, with the real web, relay and consumer processes.
 import math
 from decimal import Decimal
 
-from kombu import Connection, Exchange, Producer
-
-from messaging.events import CONTENT_TYPE, EXCHANGE_NAME
-from messaging.transport import register_transport_alias
-from tests.integration.stack import free_port, wait_until
-
-register_transport_alias()
-
-
-def publish_raw(broker_url: str, body: str, routing_key: str) -> None:
-    """Publish a message as any producer could: straight to the exchange, no outbox."""
-    with Connection(broker_url) as connection:
-        producer = Producer(connection.default_channel)
-        producer.publish(body, exchange=Exchange(EXCHANGE_NAME, type="topic", durable=True, passive=True),
-                         routing_key=routing_key, content_type=CONTENT_TYPE, content_encoding="utf-8", retry=False)
+from tests.integration.stack import free_port, publish_raw, wait_until
 
 
 def test_a_purchase_reaches_shipping_and_loyalty_and_the_shop_hears_back(stack):

@@ -1,0 +1,27 @@
+"""`python manage.py fault shipping --fail-share 0.3`: inject faults into a running consumer."""
+from django.core.management.base import BaseCommand
+
+from messaging.faults import FaultPlan, consumer_faults_get, consumer_faults_set
+from messaging.topology import SUBSCRIPTIONS
+
+
+class Command(BaseCommand):
+    help = "Show or set the faults a consumer injects (it picks them up within a heartbeat, ~5 s)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("consumer", choices=sorted(SUBSCRIPTIONS))
+        parser.add_argument("--fail-share", type=float, help="fail this share (0-1) of messages, transiently")
+        parser.add_argument("--fail-first-attempts", type=int, help="fail every message's first N attempts")
+        parser.add_argument("--slow-ms", type=int, help="sleep this long in every handler call")
+        parser.add_argument("--crash-after-commit", action="store_true", help="SIGKILL itself once, after a commit, before the ack")
+        parser.add_argument("--clear", action="store_true", help="remove every fault")
+
+    def handle(self, *args, consumer, clear, **options):
+        plan = FaultPlan() if clear else consumer_faults_get(consumer=consumer)
+        for name in ("fail_share", "fail_first_attempts", "slow_ms"):
+            if options[name] is not None:
+                setattr(plan, name, options[name])
+        if options["crash_after_commit"]:
+            plan.crash_after_commit = True
+        consumer_faults_set(consumer=consumer, plan=plan)
+        self.stdout.write(f"{consumer}: {plan.to_dict() if plan.active else 'no faults'}")
