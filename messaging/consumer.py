@@ -90,6 +90,7 @@ class EventConsumer:
         self.should_stop = False
         self.paused = False
         self.faults = FaultPlan()
+        self.held: list[Message] = []  # messages held back by an injected reordering
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._next_heartbeat = 0.0
 
@@ -298,15 +299,31 @@ class EventConsumer:
                 connection.drain_events(timeout=self.DRAIN_TIMEOUT_SECONDS)
             except socket.timeout:
                 connection.heartbeat_check()
+                self.release_held(retry_scheduler)  # a quiet queue: do not sit on held messages
         if consuming:
             consumer.cancel()
         dead_consumer.cancel()
         channel.close()
 
     def on_message(self, message: Message, retry_scheduler: RetryScheduler) -> None:
+        if self.faults.reorder_window > 1:
+            self.held.append(message)
+            if len(self.held) >= self.faults.reorder_window:
+                self.release_held(retry_scheduler)
+            return
+        self.handle_message(message, retry_scheduler)
+
+    def release_held(self, retry_scheduler: RetryScheduler) -> None:
+        held, self.held = self.held, []
+        for message in reversed(held):
+            self.handle_message(message, retry_scheduler)
+
+    def handle_message(self, message: Message, retry_scheduler: RetryScheduler) -> None:
         delivery = Delivery.from_message(message)
         try:
             outcome = self.process(delivery, retry_scheduler)
+            if self.faults.should_duplicate():
+                self.process(delivery, retry_scheduler)  # the injected redelivery: must be a duplicate
         except DatabaseError as error:
             # Even the dead-letter store is unreachable: put the message back and slow down.
             logger.error("%s cannot reach its database (%s); requeueing", self.subscription.name, error)
@@ -345,7 +362,7 @@ class EventConsumer:
             state.process_id = os.getpid()
             state.hostname = socket.gethostname()
             state.save(update_fields=["last_heartbeat_at", "process_id", "hostname"])
-            self.paused = state.paused
+            self.paused = state.paused or bool(state.paused_until and state.paused_until > timezone.now())
             self.faults = FaultPlan.from_dict(state.faults)
         except DatabaseError as error:
             logger.warning("%s could not write its heartbeat: %s", self.subscription.name, error)

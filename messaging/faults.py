@@ -27,6 +27,10 @@ class FaultPlan:
     slow_ms: int = 0
     # Kill the process (SIGKILL) once, after the next commit and before its ack.
     crash_after_commit: bool = False
+    # Handle this share of messages twice, as a broker redelivery would.
+    duplicate_share: float = 0.0
+    # Hold this many messages and handle them newest first, as an unordered broker could.
+    reorder_window: int = 0
 
     @classmethod
     def from_dict(cls, data: dict | None) -> FaultPlan:
@@ -39,6 +43,9 @@ class FaultPlan:
     @property
     def active(self) -> bool:
         return self != FaultPlan()
+
+    def should_duplicate(self) -> bool:
+        return bool(self.duplicate_share) and random.random() < self.duplicate_share
 
     def before_handle(self, attempt: int) -> None:
         if self.slow_ms:

@@ -142,8 +142,29 @@ class ConsumerState(models.Model):
 
     consumer = models.CharField(max_length=64, unique=True)
     paused = models.BooleanField(default=False)
+    # A pause that ends by itself (the "loyalty outage" scenario).
+    paused_until = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     process_id = models.PositiveIntegerField(null=True, blank=True)
     hostname = models.CharField(max_length=255, blank=True)
     # Injected faults (messaging/faults.py): {"fail_share": 0.3, "slow_ms": 200, ...}.
     faults = models.JSONField(default=dict, blank=True)
+
+
+class MetricSample(models.Model):
+    """A reading taken every few seconds by the relay (queue depths, backlog), for the charts."""
+
+    name = models.CharField(max_length=100)
+    value = models.FloatField()
+    sampled_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "sampled_at"], name="metric_name_time")]
+
+
+class RuntimeSetting(models.Model):
+    """A switch operators flip while the shop runs (checkout mode, publisher faults), in `default`."""
+
+    key = models.CharField(max_length=100, unique=True)
+    value = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -6,7 +6,10 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from django.utils import timezone
+
 from messaging.broker import broker_connection
+from messaging.metrics import metrics_sample
 from messaging.outbox import OutboxPublisher, outbox_relay_publish_pending
 
 logger = logging.getLogger(__name__)
@@ -15,9 +18,11 @@ logger = logging.getLogger(__name__)
 class OutboxRelay:
     RECONNECT_MAX_SECONDS = 30.0
 
-    def __init__(self, databases: list[str]):
+    def __init__(self, databases: list[str], *, sample_metrics: bool = True):
         self.databases = databases
         self.should_stop = False
+        self.sample_metrics = sample_metrics
+        self._last_sample_at = timezone.now()
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._request_stop)
@@ -28,6 +33,7 @@ class OutboxRelay:
             try:
                 publisher = publisher or OutboxPublisher(broker_connection(connect_timeout=2))
                 published = self.sweep_once(publisher)
+                self.sample_if_due()
                 backoff = 1.0
                 if not published:
                     time.sleep(settings.OUTBOX_RELAY_SWEEP_SECONDS)
@@ -56,6 +62,16 @@ class OutboxRelay:
         if published:
             logger.info("relay published %d event(s) left unsent", published)
         return published
+
+    def sample_if_due(self) -> None:
+        now = timezone.now()
+        if not self.sample_metrics or (now - self._last_sample_at).total_seconds() < settings.METRICS_SAMPLE_SECONDS:
+            return
+        try:
+            metrics_sample(since=self._last_sample_at, now=now)
+        except Exception as error:  # charts missing a point is no reason to stop relaying events
+            logger.warning("could not sample metrics: %s", error)
+        self._last_sample_at = now
 
     def _pause(self, backoff: float) -> float:
         time.sleep(backoff)

@@ -58,6 +58,9 @@ class Order(models.Model):
     label_url = models.CharField(max_length=255, blank=True)
     points_awarded = models.IntegerField(default=0)
     points_reversed = models.IntegerField(default=0)
+    # Where to POST a signed notification once the order is fulfilled (an API client's callback).
+    callback_url = models.URLField(max_length=500, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -121,3 +124,35 @@ class OrderJourneyStep(models.Model):
 
     class Meta:
         ordering = ["occurred_at", "id"]
+
+
+class CallbackDelivery(models.Model):
+    """Each attempt to notify an order's callback URL."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="callback_deliveries")
+    url = models.URLField(max_length=500)
+    attempt = models.PositiveIntegerField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    delivered = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class CheckoutTiming(models.Model):
+    """How long one checkout request took, in which mode: sync (HTTP calls) or async (events)."""
+
+    class Mode(models.TextChoices):
+        SYNC = "sync"
+        ASYNC = "async"
+
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    duration_ms = models.FloatField()
+    succeeded = models.BooleanField()
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["mode", "created_at"], name="checkout_timing_mode_time")]

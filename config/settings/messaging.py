@@ -21,3 +21,6 @@ MESSAGE_MAX_BYTES = env_int("MESSAGE_MAX_BYTES", 64 * 1024)
 CONSUMER_MAX_ATTEMPTS = env_int("CONSUMER_MAX_ATTEMPTS", 5)
 CONSUMER_RETRY_BASE_SECONDS = env_float("CONSUMER_RETRY_BASE_SECONDS", 1.0)
 CONSUMER_RETRY_MAX_SECONDS = env_float("CONSUMER_RETRY_MAX_SECONDS", 60.0)
+
+# The relay samples queue depths, backlog and rates this often, for the operations charts.
+METRICS_SAMPLE_SECONDS = env_float("METRICS_SAMPLE_SECONDS", 2.0)

@@ -13,12 +13,14 @@ class Command(BaseCommand):
         parser.add_argument("--fail-share", type=float, help="fail this share (0-1) of messages, transiently")
         parser.add_argument("--fail-first-attempts", type=int, help="fail every message's first N attempts")
         parser.add_argument("--slow-ms", type=int, help="sleep this long in every handler call")
+        parser.add_argument("--duplicate-share", type=float, help="handle this share (0-1) of messages twice")
+        parser.add_argument("--reorder-window", type=int, help="hold N messages and handle them newest first")
         parser.add_argument("--crash-after-commit", action="store_true", help="SIGKILL itself once, after a commit, before the ack")
         parser.add_argument("--clear", action="store_true", help="remove every fault")
 
     def handle(self, *args, consumer, clear, **options):
         plan = FaultPlan() if clear else consumer_faults_get(consumer=consumer)
-        for name in ("fail_share", "fail_first_attempts", "slow_ms"):
+        for name in ("fail_share", "fail_first_attempts", "slow_ms", "duplicate_share", "reorder_window"):
             if options[name] is not None:
                 setattr(plan, name, options[name])
         if options["crash_after_commit"]:
