@@ -1,5 +1,5 @@
 """Settings shared by every environment; the defaults run the embedded demo with no services."""
-from .env import BASE_DIR, VAR_DIR, database_from_url, env_bool, env_int, env_str
+from .env import BASE_DIR, VAR_DIR, database_from_url, env_bool, env_str
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", True)
@@ -32,6 +32,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "shop.middleware.CorrelationIdMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -118,3 +119,4 @@ LOGGING = {
 
 from .messaging import *  # noqa: E402,F401,F403
 from .celery import *  # noqa: E402,F401,F403
+from .services import *  # noqa: E402,F401,F403

@@ -32,7 +32,7 @@ def test_cancelling_an_order_cancels_the_shipment_and_reverses_the_points(stack)
     response = stack.api("POST", f"/api/orders/{order['id']}/cancel/")
 
     assert response.status_code == 200, response.text
-    wait_until(lambda: stack.shipments(order["id"])[0]["status"] == "cancelled", what="the shipment to be cancelled")
+    wait_until(lambda: [s["status"] for s in stack.shipments(order["id"])] == ["cancelled"], what="the shipment to be cancelled")
     ledger = wait_until(lambda: len(stack.points(order["id"])) == 2 and stack.points(order["id"]), what="the reversal")
     assert sum(entry["points"] for entry in ledger) == 0
 

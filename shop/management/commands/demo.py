@@ -36,6 +36,9 @@ class Command(BaseCommand):
             "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "1",
                        "--queues", ",".join(settings.WORK_QUEUES), "--hostname", "worker1@%h"],
         }
+        # The demo calls itself in the sync checkout mode, and its callbacks may target this machine.
+        self.child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "SERVICE_BASE_URL": f"http://{host}:{port}",
+                          "CALLBACK_ALLOW_PRIVATE_URLS": os.environ.get("CALLBACK_ALLOW_PRIVATE_URLS", "true")}
         self.children: dict[str, subprocess.Popen] = {}
         self.stopping = False
         self.print_banner(host, port)
@@ -51,7 +54,7 @@ class Command(BaseCommand):
 
     def spawn(self, name: str) -> None:
         child = subprocess.Popen(self.commands[name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                                 bufsize=1, env=self.child_env, start_new_session=True)
         self.children[name] = child
         threading.Thread(target=self.relay_output, args=(name, child), daemon=True).start()
 
