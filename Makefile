@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test test-fast migrate seed clean
+.PHONY: install browser demo test test-fast migrate seed clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+# The browser tests need Debian's Chromium (the demo does not).
+browser:
+	@bash scripts/install_browser.sh
 
 migrate: install
 	$(BIN)/python manage.py migrate_all
@@ -25,12 +29,12 @@ seed: migrate
 demo: seed
 	$(BIN)/python manage.py demo --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Unit tests only: no RabbitMQ, PostgreSQL or browser needed.
 test-fast: install
-	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
 
 clean:
 	rm -rf var

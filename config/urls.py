@@ -12,6 +12,11 @@ urlpatterns = [
     path("api/shipping/", include("shipping.api_urls")),
     path("api/loyalty/", include("loyalty.api_urls")),
     path("api/messaging/", include("messaging.api_urls")),
+    path("internal/", include("messaging.internal_urls")),
+    path("dashboards/shipping/", include("shipping.urls")),
+    path("dashboards/loyalty/", include("loyalty.urls")),
+    path("dashboards/consumers/", include("messaging.consumer_urls")),
+    path("ops/", include("messaging.ops_urls")),
     path("api/", include("shop.apis.urls")),
     path("", include("shop.urls")),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

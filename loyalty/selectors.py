@@ -1,5 +1,5 @@
 """Every read loyalty makes beyond a plain get."""
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Sum
 
 from loyalty.models import LoyaltyAccount, PointsTransaction
 
@@ -11,3 +11,11 @@ def points_transaction_list(*, order_id: int | None = None) -> QuerySet[PointsTr
 
 def account_get(*, customer_id: int) -> LoyaltyAccount | None:
     return LoyaltyAccount.objects.filter(customer_id=customer_id).first()
+
+
+def account_list() -> QuerySet[LoyaltyAccount]:
+    return LoyaltyAccount.objects.order_by("-created_at", "-id")
+
+
+def account_totals() -> dict:
+    return LoyaltyAccount.objects.aggregate(accounts=Count("id"), points=Sum("balance", default=0))

@@ -1,11 +1,13 @@
 """Every read the shop makes beyond a plain get."""
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from messaging.models import OutboxMessage
-from shop.models import Order, Product
+from shop.models import CheckoutTiming, Order, Product
 
 
 def product_list(*, in_stock_only: bool = False) -> QuerySet[Product]:
@@ -60,3 +62,47 @@ def order_journey(*, order: Order) -> list[JourneyEntry]:
         for step in order.journey_steps.all()
     ]
     return sorted(published + heard, key=lambda entry: entry.at)
+
+
+CHECKOUT_PERCENTILES = (50, 95, 99)
+
+
+def checkout_latency_summary(*, minutes: int = 15) -> dict:
+    """Per mode, over the last `minutes`: {"p50", "p95", "p99" (ms, None without data), "count", "failures"}.
+
+    Failed checkouts count too: the customer waited for them as well (a timeout is the slowest of all).
+    Percentiles are nearest-rank, so each is a duration that was actually measured.
+    """
+    since = timezone.now() - timedelta(minutes=minutes)
+    durations: dict[str, list[float]] = {mode: [] for mode in CheckoutTiming.Mode.values}
+    failures = dict.fromkeys(CheckoutTiming.Mode.values, 0)
+    rows = CheckoutTiming.objects.filter(created_at__gte=since, mode__in=CheckoutTiming.Mode.values)
+    for mode, duration_ms, succeeded in rows.values_list("mode", "duration_ms", "succeeded"):
+        durations[mode].append(duration_ms)
+        failures[mode] += not succeeded
+    return {
+        mode: {
+            **{f"p{p}": _nearest_rank(sorted(values), p) for p in CHECKOUT_PERCENTILES},
+            "count": len(values),
+            "failures": failures[mode],
+        }
+        for mode, values in durations.items()
+    }
+
+
+def checkout_latency_context(*, minutes: int = 15, failures_shown: int = 5) -> dict:
+    """What shop/ops/_checkout_latency.html renders: the mode, the summary and the latest failures."""
+    from shop.checkout import checkout_mode_get  # shop.checkout imports shop.services, which imports this module
+
+    return {
+        "checkout_mode": checkout_mode_get(),
+        "checkout_latency_summary": checkout_latency_summary(minutes=minutes),
+        "checkout_latency_minutes": minutes,
+        "checkout_failures": list(CheckoutTiming.objects.filter(succeeded=False).order_by("-created_at", "-id")[:failures_shown]),
+    }
+
+
+def _nearest_rank(ordered: list[float], percentile: int) -> float | None:
+    if not ordered:
+        return None
+    return ordered[max(math.ceil(percentile / 100 * len(ordered)), 1) - 1]

@@ -79,12 +79,15 @@ def order_place(
     items: list[OrderItem],
     shipping_address: ShippingAddress,
     idempotency_key: str | None = None,
+    callback_url: str = "",
 ) -> PlacedOrder:
     """Price the order on the server, take the stock, and record the order with its event.
 
     With an `idempotency_key`, the same request placed again returns the first order and places
-    nothing; the same key with a different request raises `IdempotencyKeyReused`.
+    nothing; the same key with a different request raises `IdempotencyKeyReused`. A `callback_url`
+    (validated by the caller: shop.callbacks.callback_url_validate) is notified once it is fulfilled.
     """
+    # Not callback_url: it is where to report, not what is bought, and the same formula keeps older keys replayable.
     fingerprint = _request_fingerprint(items, shipping_address)
     if idempotency_key:
         existing = _order_for_idempotency_key(customer, idempotency_key, fingerprint)
@@ -97,6 +100,7 @@ def order_place(
             shipping_address=shipping_address,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
+            callback_url=callback_url,
         )
     except IntegrityError:
         # A concurrent request with the same key won the race; its order is the answer.
@@ -108,7 +112,7 @@ def order_place(
 
 
 @transaction.atomic(using=SHOP_DATABASE)
-def _order_create(*, customer, items, shipping_address, idempotency_key, fingerprint) -> Order:
+def _order_create(*, customer, items, shipping_address, idempotency_key, fingerprint, callback_url="") -> Order:
     quantities = _merge_quantities(items)
     # Lock the products in a fixed order so concurrent orders cannot deadlock each other.
     products = {p.sku: p for p in Product.objects.select_for_update().filter(sku__in=quantities).order_by("pk")}
@@ -137,6 +141,7 @@ def _order_create(*, customer, items, shipping_address, idempotency_key, fingerp
         ship_to_country=shipping_address.country,
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
+        callback_url=callback_url,
     )
     lines = OrderLine.objects.bulk_create(
         OrderLine(order=order, product=products[sku], sku=sku, name=products[sku].name, quantity=quantity,
@@ -201,10 +206,24 @@ def order_journey_record(*, envelope: Envelope, summary: str) -> Order:
     order.label_url = next((data["label_url"] for data in of_type(ShippingLabelRendered.type)), "")
     order.points_awarded = sum(data["points"] for data in of_type(PointsAwarded.type))
     order.points_reversed = sum(data["points"] for data in of_type(PointsReversed.type))
+    turned_fulfilled = False
     if order.status == Order.Status.CONFIRMED and order.shipment_status == "created" and order.points_awarded:
         order.status = Order.Status.FULFILLED
+        turned_fulfilled = True
     order.save(update_fields=["shipment_status", "tracking_number", "label_url", "points_awarded", "points_reversed", "status"])
+    if turned_fulfilled and order.callback_url:
+        _order_fulfilled_notify_send(order_id=order.pk)
     return order
+
+
+def _order_fulfilled_notify_send(*, order_id: int) -> None:
+    # Sent inside the consumer's transaction, not after commit, as shipping sends its label job: a
+    # crash between commit and send would lose the notification, while a job sent for a transaction
+    # that then rolls back finds the order not yet fulfilled and retries until the redelivered event
+    # commits it. At least once: the task is keyed by order and skips an order already delivered.
+    from shop.tasks import notify_order_fulfilled
+
+    notify_order_fulfilled.delay(order_id)
 
 
 # --- helpers -----------------------------------------------------------------------------------

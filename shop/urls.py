@@ -12,6 +12,7 @@ urlpatterns = [
     path("cart/add/<str:sku>/", views.cart_add, name="cart_add"),
     path("cart/update/", views.cart_update, name="cart_update"),
     path("checkout/", views.checkout, name="checkout"),
+    path("ops/checkout-mode/", views.checkout_mode_switch, name="checkout_mode"),
     path("orders/", views.order_list, name="orders"),
     path("orders/<int:pk>/", views.order_detail, name="order"),
     path("orders/<int:pk>/journey/", views.order_journey_partial, name="order_journey"),

@@ -1,11 +1,14 @@
 """The shop's HTML pages. Each view validates its input, calls at most one service and renders."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from shop.cart import Cart
+from shop.checkout import DownstreamUnavailable, checkout_mode_set, checkout_place_order
 from shop.forms import AddToCartForm, CartUpdateForm, CheckoutForm, checkout_token
 from shop.models import Order, Product
 from shop.selectors import (
@@ -15,7 +18,7 @@ from shop.selectors import (
     order_visible_to,
     product_list,
 )
-from shop.services import MAX_QUANTITY_PER_LINE, IdempotencyKeyReused, OrderRejected, order_cancel, order_place
+from shop.services import MAX_QUANTITY_PER_LINE, IdempotencyKeyReused, OrderRejected, order_cancel
 
 
 @require_GET
@@ -93,7 +96,7 @@ def checkout(request):
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            placed = order_place(
+            placed = checkout_place_order(
                 customer=request.user,
                 items=cart.order_items(),
                 shipping_address=form.shipping_address(),
@@ -108,6 +111,10 @@ def checkout(request):
             form = CheckoutForm(data={**form.cleaned_data, "idempotency_key": checkout_token()})
             form.add_error(None, "This checkout form was already used for another order. Check the details and place the order again.")
             status = 409
+        except DownstreamUnavailable as unavailable:
+            # The order stands and will be completed asynchronously; resubmitting this form leads to it.
+            messages.error(request, str(unavailable))
+            status = 503
         else:
             cart.clear()
             if placed.created:
@@ -116,6 +123,23 @@ def checkout(request):
     elif request.method == "POST":
         status = 400
     return render(request, "shop/checkout.html", {"form": form, "lines": lines, "total": Cart.total(lines)}, status=status)
+
+
+@login_required
+@require_POST
+def checkout_mode_switch(request):
+    if not request.user.is_staff:
+        raise PermissionDenied
+    mode = request.POST.get("mode", "")
+    try:
+        checkout_mode_set(mode=mode)
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error))
+    messages.success(request, f"Checkout is now {mode}.")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        next_url = "/ops/"
+    return redirect(next_url)
 
 
 @login_required

@@ -4,6 +4,9 @@ from rest_framework.test import APIClient
 
 from tests.factories import ProductFactory, StaffUserFactory, UserFactory
 
+# Real processes on real services, shared by tests/integration and tests/e2e.
+pytest_plugins = ["tests.integration.backends"]
+
 ADDRESS = {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"}
 
 

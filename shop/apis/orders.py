@@ -9,8 +9,10 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api_errors import ApiError, error_responses
+from config.api_errors import ApiError, ErrorSerializer, error_responses
 from config.api_parsers import JSONParser
+from shop.callbacks import CALLBACK_URL_MAX_LENGTH, CallbackUrlRefused, callback_url_validate
+from shop.checkout import DownstreamUnavailable, checkout_place_order
 from shop.models import Order, Product
 from shop.selectors import order_list_visible_to, order_visible_to
 from shop.services import (
@@ -21,7 +23,6 @@ from shop.services import (
     OrderRejected,
     ShippingAddress,
     order_cancel,
-    order_place,
 )
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -78,6 +79,7 @@ class OrderOutputSerializer(serializers.Serializer):
     tracking_number = serializers.CharField()
     points_awarded = serializers.IntegerField()
     points_reversed = serializers.IntegerField()
+    callback_url = serializers.CharField(help_text="Where the shop POSTs the `order.fulfilled` notification; empty if none.")
     links = LinksSerializer(source="*")
 
 
@@ -127,6 +129,22 @@ class OrderPlaceApi(APIView):
             help_text=f"1 to {MAX_LINES_PER_ORDER} lines; lines with the same sku are added together.",
         )
         shipping_address = ShippingAddressSerializer()
+        callback_url = serializers.URLField(
+            max_length=CALLBACK_URL_MAX_LENGTH,
+            required=False,
+            help_text=(
+                "Optional. An http(s) URL to notify once the order is fulfilled: a signed `order.fulfilled` JSON POST "
+                "(headers `X-Eventshop-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`, "
+                "`Idempotency-Key: order-<id>-fulfilled`), retried with backoff until it answers 2xx. "
+                "Hosts that resolve to private, loopback or link-local addresses are refused."
+            ),
+        )
+
+        def validate_callback_url(self, value: str) -> str:
+            try:
+                return callback_url_validate(value)
+            except CallbackUrlRefused as exc:
+                raise serializers.ValidationError(exc.reason) from exc
 
     @extend_schema(
         operation_id="orders_place",
@@ -134,7 +152,8 @@ class OrderPlaceApi(APIView):
         description=(
             "Prices come from the catalogue, never from the request. With an `Idempotency-Key`, sending the "
             "same request again returns the order it placed (200, `Idempotent-Replayed: true`) and places "
-            "nothing; the same key with a different body is refused with 422."
+            "nothing; the same key with a different body is refused with 422. With a `callback_url`, the shop "
+            "notifies that URL once the order is fulfilled (shipped and points credited)."
         ),
         request=InputSerializer,
         parameters=[
@@ -149,6 +168,10 @@ class OrderPlaceApi(APIView):
             201: OpenApiResponse(OrderOutputSerializer, description="Placed."),
             200: OpenApiResponse(OrderOutputSerializer, description="A replay: the order this key already placed."),
             **error_responses(400, 401, 409, 422),
+            503: OpenApiResponse(ErrorSerializer, description=(
+                "Sync checkout mode only: shipping or loyalty failed. The order is placed and will be completed "
+                "asynchronously; the same request with the same Idempotency-Key tries the calls again and places "
+                "nothing new.")),
         },
     )
     def post(self, request):
@@ -157,11 +180,12 @@ class OrderPlaceApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            placed = order_place(
+            placed = checkout_place_order(
                 customer=request.user,
                 items=[OrderItem(sku=item["sku"], quantity=item["quantity"]) for item in data["items"]],
                 shipping_address=ShippingAddress(**data["shipping_address"]),
                 idempotency_key=idempotency_key,
+                callback_url=data.get("callback_url", ""),
             )
         except OrderRejected as exc:
             raise ApiError(status_code=exc.status_code, code=type(exc).__name__, errors=exc.errors) from exc
@@ -171,10 +195,14 @@ class OrderPlaceApi(APIView):
                 code=type(exc).__name__,
                 errors={IDEMPOTENCY_KEY_HEADER: ["this key was already used with a different request body"]},
             ) from exc
+        except DownstreamUnavailable as exc:
+            raise ApiError(status_code=status.HTTP_503_SERVICE_UNAVAILABLE, code=type(exc).__name__, errors={},
+                           detail=str(exc)) from exc
         body = _order_body(placed.order, request)
         if not placed.created:
             return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["links"]["self"]})
+        # str(): the link is a DRF Hyperlink, and runserver's wsgiref answers 500 to a header that is not exactly str.
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": str(body["links"]["self"])})
 
 
 def _idempotency_key(request) -> str | None:

@@ -56,7 +56,8 @@ class Stack:
     """The processes of one Eventshop deployment, sharing one environment (databases, broker)."""
 
     def __init__(self, env: dict[str, str], log_dir: Path):
-        self.env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": "config.settings.base", "PYTHONUNBUFFERED": "1",
+        self.env = {"EVENTSHOP_VAR_DIR": str(log_dir / "var"), **os.environ, **env,
+                    "DJANGO_SETTINGS_MODULE": "config.settings.base", "PYTHONUNBUFFERED": "1",
                     "DEMO_PASSWORD": DEMO_PASSWORD, "DJANGO_DEBUG": "false"}
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen] = {}
@@ -76,13 +77,15 @@ class Stack:
     def prepare(self) -> None:
         self.manage("migrate_all")
         self.manage("seed_demo")
+        # DEBUG is off, as in production: static files are served only once collected.
+        self.manage("collectstatic", "--noinput")
 
     # --- processes -----------------------------------------------------------------------------
 
     def start(self, name: str, **env_overrides: str) -> None:
         commands = {
             "web": ["-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
-                    "--threads", "4", "--timeout", "60"],
+                    "--threads", "4", "--timeout", "60", "--no-control-socket"],
             "relay": ["manage.py", "relay"],
             "shipping": ["manage.py", "consume", "shipping"],
             "loyalty": ["manage.py", "consume", "loyalty"],
@@ -131,8 +134,8 @@ class Stack:
 
     def _web_is_up(self) -> bool:
         try:
-            return requests.get(f"{self.base_url}/api/products/", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{self.base_url}/api/products/", timeout=5).status_code == 200
+        except requests.RequestException:  # not listening yet, or still booting its workers
             return False
 
     # --- the API -------------------------------------------------------------------------------

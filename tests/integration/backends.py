@@ -1,4 +1,6 @@
-"""Real services for the integration tests: RabbitMQ and PostgreSQL, or the embedded default.
+"""Real services for the integration and browser tests: RabbitMQ and PostgreSQL, or the embedded default.
+
+Loaded as a pytest plugin by tests/conftest.py, so tests/integration and tests/e2e share it.
 
 In CI (CI=true) a missing RabbitMQ or PostgreSQL fails the tests that need it, loudly; on a laptop
 without them those tests skip and say why.
@@ -33,8 +35,11 @@ SERVICE_ALIASES = ("default", "shipping", "loyalty")
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "tests/integration/" in str(item.fspath):
+        path = str(item.fspath)
+        if "tests/integration/" in path or "tests/e2e/" in path:
             item.add_marker(pytest.mark.integration)
+        if "tests/e2e/" in path:
+            item.add_marker(pytest.mark.browser)
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -221,3 +226,9 @@ def stack(backend, tmp_path):
 def rabbitmq_stack(rabbitmq_postgres_backend, tmp_path):
     """A prepared deployment on RabbitMQ + PostgreSQL only."""
     yield from _stack(rabbitmq_postgres_backend, tmp_path)
+
+
+@pytest.fixture
+def embedded_stack(embedded_backend, tmp_path):
+    """A prepared deployment on the embedded default only (the browser tests)."""
+    yield from _stack(embedded_backend, tmp_path)
