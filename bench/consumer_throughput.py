@@ -41,6 +41,12 @@ def memory_kib(pid: int, field: str) -> int:
     raise LookupError(field)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def consumers_start(count: int, log_dir: Path) -> list[subprocess.Popen]:
     command = [sys.executable, "manage.py", "consume", "shipping", *os.environ.get("BENCH_CONSUME_ARGS", "").split()]
     return [subprocess.Popen(command, cwd=PROJECT_ROOT,
@@ -109,10 +115,12 @@ def child(messages: int, process_counts: list[int]) -> dict:
         while (done := this_run.count()) < messages:
             if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
                 consumers_stop(processes)
-                raise RuntimeError(f"{done} of {messages} applied; logs in {log_dir}")
+                codes = [process.returncode for process in processes]
+                raise RuntimeError(f"{done} of {messages} applied, exit codes {codes}; logs in {log_dir}")
             time.sleep(0.1)
         wall_seconds = time.perf_counter() - started
         peak_rss_kib = [memory_kib(process.pid, "VmHWM") for process in processes]
+        cpu = sum(cpu_seconds(process.pid) for process in processes)
         consumers_stop(processes)
 
         span = this_run.aggregate(first=Min("created_at"), last=Max("created_at"))
@@ -124,6 +132,8 @@ def child(messages: int, process_counts: list[int]) -> dict:
             "outcomes": dict(Counter(this_run.values_list("outcome", flat=True))),
             "per_worker": sorted(Counter(this_run.values_list("worker", flat=True)).values()),
             "peak_rss_kib": peak_rss_kib,
+            # Start-up included (about a second per process): an upper bound on the cost per message.
+            "cpu_ms_per_message": cpu * 1000 / messages,
         })
     return {"idle_rss_kib": idle_rss_kib, "runs": results}
 
@@ -148,15 +158,15 @@ def main() -> None:
 
     print(f"consumer throughput: {options.messages} purchase events on shipping.events per run; "
           f"load average {os.getloadavg()[0]:.1f} at start")
-    print(f"{'backend':<20}{'processes':>10}{'msg/s':>9}{'wall s':>9}{'idle RSS MiB':>14}{'peak RSS MiB':>14}"
-          f"   messages per process   outcomes")
+    print(f"{'backend':<20}{'processes':>10}{'msg/s':>9}{'wall s':>9}{'CPU ms/msg':>12}{'idle RSS MiB':>14}"
+          f"{'peak RSS MiB':>14}   messages per process   outcomes")
     for name in BACKENDS if options.backend == "both" else (options.backend,):
         with backend(name) as env:
             result = run_child(__file__, env, "--messages", str(options.messages), "--processes", options.processes)
         for run in result["runs"]:
             peaks = "/".join(f"{kib / 1024:.0f}" for kib in run["peak_rss_kib"])
             print(f"{name:<20}{run['processes']:>10}{run['msg_s']:>9,.0f}{run['wall_seconds']:>9.1f}"
-                  f"{result['idle_rss_kib'] / 1024:>14.0f}{peaks:>14}   {'/'.join(map(str, run['per_worker'])):<22} "
+                  f"{run['cpu_ms_per_message']:>12.1f}{result['idle_rss_kib'] / 1024:>14.0f}{peaks:>14}   {'/'.join(map(str, run['per_worker'])):<22} "
                   f"{run['outcomes']}")
 
 

@@ -19,7 +19,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from kombu.exceptions import KombuError
@@ -263,9 +262,7 @@ def _queues_of(subscription) -> tuple[list, str]:
 
 def _paused_until(subscription) -> datetime | None:
     state = ConsumerState.objects.using(subscription.database).filter(consumer=subscription.name).first()
-    if state and state.paused_until and state.paused_until > timezone.now():
-        return state.paused_until
-    return None
+    return state.resumes_at if state else None
 
 
 def _age_text(seconds: float | None) -> str:

@@ -17,7 +17,6 @@ import time
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import JsonResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -85,4 +84,4 @@ def internal_event_apply(request, consumer: str):
 
 def _consumer_paused(consumer: str) -> bool:
     state = ConsumerState.objects.using(SUBSCRIPTIONS[consumer].database).filter(consumer=consumer).first()
-    return bool(state and (state.paused or (state.paused_until and state.paused_until > timezone.now())))
+    return bool(state and state.is_paused)

@@ -150,6 +150,15 @@ class ConsumerState(models.Model):
     # Injected faults (messaging/faults.py): {"fail_share": 0.3, "slow_ms": 200, ...}.
     faults = models.JSONField(default=dict, blank=True)
 
+    @property
+    def resumes_at(self):
+        """The end of a timed pause still running, else None."""
+        return self.paused_until if self.paused_until and self.paused_until > timezone.now() else None
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused or self.resumes_at is not None
+
 
 class MetricSample(models.Model):
     """A reading taken every few seconds by the relay (queue depths, backlog), for the charts."""

@@ -354,8 +354,8 @@ def _queue_state(name: str, depths: dict) -> dict:
 def _consumer_state(name: str, now: datetime) -> dict:
     stats = consumer_stats(consumer=name, minutes=1, recent=0)
     state = ConsumerState.objects.using(SUBSCRIPTIONS[name].database).filter(consumer=name).first()
-    paused_until = state.paused_until if state and state.paused_until and state.paused_until > now else None
-    paused = bool(state and state.paused) or paused_until is not None
+    paused_until = state.resumes_at if state else None
+    paused = bool(state and state.is_paused)
     age = stats.heartbeat_age_seconds
     if paused_until is not None:
         status, status_text = "paused", f"paused, resumes in {(paused_until - now).total_seconds():.0f} s"

@@ -62,7 +62,7 @@ def consumer_stats(*, consumer: str, minutes: int = 30, recent: int = 20) -> Con
         pending_dead_letters=DeadLetter.objects.using(database).filter(
             consumer=consumer, status=DeadLetter.Status.PENDING).count(),
         last_heartbeat_at=state.last_heartbeat_at if state else None,
-        paused=bool(state and (state.paused or (state.paused_until and state.paused_until > now))),
+        paused=bool(state and state.is_paused),
         faults=state.faults if state else {},
         recent=list(attempts.order_by("-created_at", "-id")[:recent]),
     )

@@ -25,7 +25,7 @@ from messaging.events import (
     ShipmentCreated,
     ShippingLabelRendered,
 )
-from messaging.outbox import outbox_event_record
+from messaging.outbox import current_correlation_id, outbox_event_record
 from shop.models import Order, OrderJourneyStep, OrderLine, Product
 from shop.selectors import order_for_idempotency_key
 
@@ -142,6 +142,7 @@ def _order_create(*, customer, items, shipping_address, idempotency_key, fingerp
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
         callback_url=callback_url,
+        correlation_id=current_correlation_id.get(),
     )
     lines = OrderLine.objects.bulk_create(
         OrderLine(order=order, product=products[sku], sku=sku, name=products[sku].name, quantity=quantity,

@@ -34,6 +34,8 @@ def database_from_url(url: str) -> dict:
         # sqlite:///var/x.sqlite3 is relative to the project; sqlite:////abs/x.sqlite3 is absolute.
         path = path[1:]
         full_path = Path(path) if Path(path).is_absolute() else BASE_DIR / path
+        # A fresh clone has no var/: SQLite creates the file, not its folder.
+        full_path.parent.mkdir(parents=True, exist_ok=True)
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(full_path),

@@ -151,7 +151,7 @@ class EventConsumer(MessageProcessor):
             state.process_id = os.getpid()
             state.hostname = socket.gethostname()
             state.save(update_fields=["last_heartbeat_at", "process_id", "hostname"])
-            self.paused = state.paused or bool(state.paused_until and state.paused_until > timezone.now())
+            self.paused = state.is_paused
             self.faults = FaultPlan.from_dict(state.faults)
         except DatabaseError as error:
             logger.warning("%s could not write its heartbeat: %s", self.subscription.name, error)

@@ -8,7 +8,10 @@ from django.test import RequestFactory
 
 from messaging.models import OutboxMessage
 from messaging.outbox import current_correlation_id
+from rest_framework.test import APIClient
+
 from shop.middleware import CorrelationIdLogFilter, CorrelationIdMiddleware
+from shop.models import Order
 
 pytestmark = pytest.mark.django_db(databases=["default", "shipping", "loyalty"])
 
@@ -83,3 +86,15 @@ def test_log_records_written_during_a_request_carry_its_correlation_id():
         logger.removeHandler(handler)
 
     assert [(record.getMessage(), record.correlation_id) for record in records] == [("inside", "abc-123"), ("outside", "-")]
+
+
+@pytest.mark.django_db(databases=["default"])
+def test_the_order_remembers_the_correlation_id_of_the_request_that_placed_it(customer, product, address):
+    client = APIClient()
+    client.force_authenticate(customer)
+
+    response = client.post("/api/orders/", {"items": [{"sku": "MUG-01", "quantity": 1}], "shipping_address": address},
+                           format="json", HTTP_X_CORRELATION_ID="checkout-42")
+
+    assert response.status_code == 201
+    assert Order.objects.get(pk=response.json()["id"]).correlation_id == "checkout-42"

@@ -42,7 +42,8 @@ class Command(BaseCommand):
         self.children: dict[str, subprocess.Popen] = {}
         self.stopping = False
         self.print_banner(host, port)
-        signal.signal(signal.SIGTERM, lambda *_: self.stop_all())
+        # The handler only asks; the main loop stops the children (never from inside a handler).
+        signal.signal(signal.SIGTERM, self.request_stop)
         for name in self.commands:
             self.spawn(name)
         try:
@@ -56,6 +57,7 @@ class Command(BaseCommand):
         child = subprocess.Popen(self.commands[name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  bufsize=1, env=self.child_env, start_new_session=True)
         self.children[name] = child
+        self.stdout.write(f"{name:>13} | started (pid {child.pid})")
         threading.Thread(target=self.relay_output, args=(name, child), daemon=True).start()
 
     def relay_output(self, name: str, child: subprocess.Popen) -> None:
@@ -64,19 +66,25 @@ class Command(BaseCommand):
 
     def supervise(self) -> None:
         pauses = dict.fromkeys(self.commands, 1.0)
+        restart_at: dict[str, float] = {}
         while not self.stopping:
             time.sleep(0.5)
             for name, child in list(self.children.items()):
                 if child.poll() is None or self.stopping:
                     continue
-                self.stdout.write(self.style.WARNING(f"{name} exited with {child.returncode}; restarting in {pauses[name]:.0f}s"))
-                time.sleep(pauses[name])
-                pauses[name] = min(pauses[name] * 2, RESTART_MAX_SECONDS)
-                self.spawn(name)
+                if name not in restart_at:
+                    self.stdout.write(self.style.WARNING(
+                        f"{name} exited with {child.returncode}; restarting in {pauses[name]:.0f}s"))
+                    restart_at[name] = time.monotonic() + pauses[name]
+                    pauses[name] = min(pauses[name] * 2, RESTART_MAX_SECONDS)
+                elif time.monotonic() >= restart_at[name]:
+                    del restart_at[name]
+                    self.spawn(name)
+
+    def request_stop(self, signum=None, frame=None) -> None:
+        self.stopping = True
 
     def stop_all(self) -> None:
-        if self.stopping:
-            return
         self.stopping = True
         self.stdout.write("Stopping all processes...")
         for child in self.children.values():
