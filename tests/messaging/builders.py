@@ -2,8 +2,12 @@
 import uuid
 from decimal import Decimal
 
-from messaging.consumer import Delivery
+import kombu
+
+from messaging.consumer import Delivery, EventConsumer
 from messaging.events import CONTENT_TYPE, Address, Envelope, OrderCancelled, PurchaseConfirmed, PurchaseLine
+from messaging.models import DeadLetter
+from messaging.topology import SUBSCRIPTIONS
 
 
 def purchase(order_id: int = 1, *, customer_id: int = 7, total: str = "123.45", country: str = "DE") -> PurchaseConfirmed:
@@ -50,3 +54,51 @@ class RecordingRetryScheduler:
         original, attempt, _ = self.scheduled[index]
         return Delivery(body=original.body, content_type=original.content_type, routing_key=original.routing_key,
                         headers={**original.headers, "x-eventshop-failed-attempts": attempt})
+
+
+# --- dead letters and the in-memory broker ----------------------------------------------------------
+
+UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on port 1
+FAIL_FAST_SECONDS = 5  # kombu's own reconnect attempts take 6 s; an operator must hear sooner
+
+
+def dead_lettered(message: Delivery, *, handler_bug: bool = False) -> DeadLetter:
+    """Feed `message` to the shipping consumer (with a buggy handler if asked) and return its dead letter."""
+    consumer = EventConsumer(SUBSCRIPTIONS["shipping"])
+    if handler_bug:
+        consumer.handlers = {**consumer.handlers, "shop.purchase.confirmed": _buggy_handler}
+    assert consumer.process(message, RecordingRetryScheduler()) == "dead_lettered"
+    return DeadLetter.objects.using("shipping").latest("id")
+
+
+def purchase_delivery(order_id: int) -> Delivery:
+    return delivery(envelope(purchase(order_id=order_id)),
+                    headers={"ce-type": "shop.purchase.confirmed", "correlation-id": f"order-{order_id}"})
+
+
+def messages_on_queue(connection: kombu.Connection, consumer: str = "shipping") -> list[kombu.Message]:
+    """Take every message off a consumer's queue on the in-memory broker."""
+    taken = []
+
+    def take(message):
+        taken.append(message)
+        message.ack()
+
+    with kombu.Consumer(connection, queues=[SUBSCRIPTIONS[consumer].queue()], on_message=take):
+        try:
+            while True:
+                connection.drain_events(timeout=0.2)
+        except TimeoutError:
+            pass
+    return taken
+
+
+def in_memory_broker(settings):
+    settings.BROKER_URL = "memory://"
+    connection = kombu.Connection("memory://")
+    messages_on_queue(connection)  # the in-memory broker lives as long as the process: start empty
+    return connection
+
+
+def _buggy_handler(envelope):
+    raise KeyError("shipping_address")

@@ -17,10 +17,9 @@ from messaging.models import ConsumerState, DeadLetter, DeliveryAttempt
 from messaging.outbox import OutboxPublisher, outbox_event_record
 from messaging.topology import SUBSCRIPTIONS
 from tests.messaging.builders import RecordingRetryScheduler, delivery, envelope, purchase
-from tests.messaging.test_dead_letters import (
+from tests.messaging.builders import (
     UNREACHABLE_BROKER,
     dead_lettered,
-    in_memory_broker,
     messages_on_queue,
     purchase_delivery,
 )
@@ -33,13 +32,6 @@ def quiet_broker(settings):
     # The panel asks the broker for queue depths: never the demo's broker file under var/.
     settings.BROKER_URL = "memory://"
 
-
-@pytest.fixture
-def broker(settings):
-    connection = in_memory_broker(settings)
-    yield connection
-    messages_on_queue(connection)
-    connection.release()
 
 
 @pytest.fixture

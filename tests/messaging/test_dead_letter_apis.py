@@ -7,11 +7,10 @@ import pytest
 
 from messaging.models import DeadLetter
 from tests.messaging.builders import delivery
-from tests.messaging.test_dead_letters import (
+from tests.messaging.builders import (
     FAIL_FAST_SECONDS,
     UNREACHABLE_BROKER,
     dead_lettered,
-    in_memory_broker,
     messages_on_queue,
     purchase_delivery,
 )
@@ -34,13 +33,6 @@ def status_of(letter) -> str:
     letter.refresh_from_db()
     return letter.status
 
-
-@pytest.fixture
-def broker(settings):
-    connection = in_memory_broker(settings)
-    yield connection
-    messages_on_queue(connection)
-    connection.release()
 
 
 @pytest.fixture

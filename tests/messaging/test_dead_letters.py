@@ -4,7 +4,6 @@ import json
 import re
 import time
 
-import kombu
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -20,66 +19,19 @@ from messaging.events import Envelope
 from messaging.models import DeadLetter
 from messaging.topology import SUBSCRIPTIONS
 from shipping.models import Shipment
-from tests.messaging.builders import RecordingRetryScheduler, delivery, envelope, purchase
+from tests.messaging.builders import (
+    FAIL_FAST_SECONDS,
+    UNREACHABLE_BROKER,
+    RecordingRetryScheduler,
+    dead_lettered,
+    delivery,
+    envelope,
+    messages_on_queue,
+    purchase,
+    purchase_delivery,
+)
 
 pytestmark = pytest.mark.django_db(databases=["default", "shipping", "loyalty"])
-
-UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on port 1
-FAIL_FAST_SECONDS = 5  # kombu's own reconnect attempts take 6 s; an operator must hear sooner
-
-
-# --- helpers (tests/messaging/test_dead_letter_apis.py uses them too) ------------------------------
-
-
-def dead_lettered(message: Delivery, *, handler_bug: bool = False) -> DeadLetter:
-    """Feed `message` to the shipping consumer (with a buggy handler if asked) and return its dead letter."""
-    consumer = EventConsumer(SUBSCRIPTIONS["shipping"])
-    if handler_bug:
-        consumer.handlers = {**consumer.handlers, "shop.purchase.confirmed": _buggy_handler}
-    assert consumer.process(message, RecordingRetryScheduler()) == "dead_lettered"
-    return DeadLetter.objects.using("shipping").latest("id")
-
-
-def purchase_delivery(order_id: int) -> Delivery:
-    return delivery(envelope(purchase(order_id=order_id)),
-                    headers={"ce-type": "shop.purchase.confirmed", "correlation-id": f"order-{order_id}"})
-
-
-def messages_on_queue(connection: kombu.Connection, consumer: str = "shipping") -> list[kombu.Message]:
-    """Take every message off a consumer's queue on the in-memory broker."""
-    taken = []
-
-    def take(message):
-        taken.append(message)
-        message.ack()
-
-    with kombu.Consumer(connection, queues=[SUBSCRIPTIONS[consumer].queue()], on_message=take):
-        try:
-            while True:
-                connection.drain_events(timeout=0.2)
-        except TimeoutError:
-            pass
-    return taken
-
-
-def in_memory_broker(settings):
-    settings.BROKER_URL = "memory://"
-    connection = kombu.Connection("memory://")
-    messages_on_queue(connection)  # the in-memory broker lives as long as the process: start empty
-    return connection
-
-
-def _buggy_handler(envelope):
-    raise KeyError("shipping_address")
-
-
-@pytest.fixture
-def broker(settings):
-    connection = in_memory_broker(settings)
-    yield connection
-    messages_on_queue(connection)
-    connection.release()
-
 
 def run(*args) -> str:
     out = io.StringIO()
