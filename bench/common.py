@@ -23,10 +23,10 @@ RABBITMQ = "127.0.0.1:5672"
 SERVICE_ALIASES = {"SHOP_DATABASE_URL": "shop", "SHIPPING_DATABASE_URL": "shipping", "LOYALTY_DATABASE_URL": "loyalty"}
 BACKENDS = ("rabbitmq+postgres", "embedded")
 
-# Every child runs like a deployed process: no debug query log, quiet logs, no publish from the
-# writing process (the benchmark drives the relay function itself).
+# Every child runs like a deployed process: no debug query log (DEBUG is on by default for the demo),
+# quiet logs. Everything else keeps its default.
 COMMON_ENV = {"DJANGO_SETTINGS_MODULE": "config.settings.base", "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING",
-              "OUTBOX_PUBLISH_ON_COMMIT": "false", "PYTHONUNBUFFERED": "1"}
+              "PYTHONUNBUFFERED": "1"}
 
 
 @contextmanager
@@ -71,9 +71,9 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
-def run_child(script: str, backend_env: dict, *args: str, timeout: float = 300) -> dict:
+def run_child(script: str, backend_env: dict, *args: str, extra_env: dict | None = None, timeout: float = 300) -> dict:
     """Run `script --child *args` with the backend's environment; return the JSON it printed last."""
-    env = {**os.environ, **COMMON_ENV, **backend_env}
+    env = {**os.environ, **COMMON_ENV, **backend_env, **(extra_env or {})}
     result = subprocess.run([sys.executable, script, "--child", *args], cwd=PROJECT_ROOT, env=env,
                             capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:

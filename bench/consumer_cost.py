@@ -5,8 +5,8 @@
 
 No broker delivery and no ack: this measures what the consumer does between receiving a message and
 acking it. It runs the same code as `manage.py consume shipping` (inbox row, subject progress,
-shipment, outbox row, the label job sent to Celery's broker, the attempt record, one commit). It
-reports:
+shipment, outbox row, the label job sent to Celery's broker, the attempt record, one commit, then
+`ShipmentCreated` published after commit with a publisher confirm). It reports:
 - the SQL statements per message (BEGIN, savepoints and COMMIT included), counted on one message;
 - wall time and this process's CPU time per message, for the full path;
 - the same without the label job (`shipping.services._label_job_send` replaced by a no-op), to show

@@ -9,9 +9,10 @@ broker and SQLite files in a temporary folder):
    its resident memory (VmRSS): the idle footprint; stop it;
 2. for each process count: put N fresh purchase events (distinct orders, ~740 bytes each) on the
    shipping queue, start that many `manage.py consume shipping` processes, and poll
-   `DeliveryAttempt` until all N are recorded. Each message is the full production path: inbox
+   `DeliveryAttempt` until all N are recorded. Each message takes the full production path: inbox
    insert, subject progress row lock, shipment insert, outbox row, the label job sent to Celery's
-   broker, the attempt record, one commit, then the ack.
+   broker, the attempt record, one commit; then `ShipmentCreated` published after commit (waiting
+   for its publisher confirm), then the ack.
 Reports msg/s from the first to the last recorded attempt (process start-up excluded), the wall time
 from starting the processes, the outcomes (all must be `applied`) and each process's peak resident
 memory (VmHWM from /proc/<pid>/status, read just before it is stopped).

@@ -8,7 +8,6 @@ consumer's inbox absorbs.
 """
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
@@ -21,15 +20,12 @@ from django.utils import timezone
 from kombu import Connection, Producer
 
 from messaging.broker import broker_connection
+from messaging.correlation import current_correlation_id
 from messaging.events import CONTENT_TYPE, Envelope, Event
 from messaging.models import OutboxMessage
 from messaging.topology import EVENTS_EXCHANGE, topology_declare
 
 logger = logging.getLogger(__name__)
-
-# The correlation id of the request or message being handled, carried into every event it causes.
-current_correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
-
 
 class MessageTooLarge(ValueError):
     pass

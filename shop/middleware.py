@@ -4,11 +4,10 @@ A client may send its own `X-Correlation-ID` (a sane token), so its logs and our
 otherwise the request gets a fresh one. The outbox stamps it on every event recorded while the
 request runs, and the consumers carry it into the events those cause (messaging/consumer.py).
 """
-import logging
 import re
 import uuid
 
-from messaging.outbox import current_correlation_id
+from messaging.correlation import CorrelationIdLogFilter, current_correlation_id
 
 CORRELATION_ID_HEADER = "X-Correlation-ID"
 # What we accept from outside: it ends up in logs, headers and a 64-character column.
@@ -38,11 +37,4 @@ class CorrelationIdMiddleware:
         return response
 
 
-class CorrelationIdLogFilter(logging.Filter):
-    """Puts `correlation_id` on every record ("-" outside a request or message), for formats that
-    use `%(correlation_id)s`. Attach it to a handler in LOGGING: {"filters": {"correlation_id":
-    {"()": "shop.middleware.CorrelationIdLogFilter"}}}."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.correlation_id = current_correlation_id.get() or "-"
-        return True
+__all__ = ["CorrelationIdLogFilter", "CorrelationIdMiddleware"]

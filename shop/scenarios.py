@@ -23,7 +23,7 @@ from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from messaging.outbox import current_correlation_id
+from messaging.correlation import current_correlation_id
 from messaging.runtime_settings import runtime_setting_get, runtime_setting_set
 from shop.models import Order, Product
 from shop.services import SHOP_DATABASE, OrderItem, OutOfStock, ShippingAddress, order_place

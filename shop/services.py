@@ -25,7 +25,8 @@ from messaging.events import (
     ShipmentCreated,
     ShippingLabelRendered,
 )
-from messaging.outbox import current_correlation_id, outbox_event_record
+from messaging.correlation import current_correlation_id
+from messaging.outbox import outbox_event_record
 from shop.models import Order, OrderJourneyStep, OrderLine, Product
 from shop.selectors import order_for_idempotency_key
 

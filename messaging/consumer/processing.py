@@ -22,7 +22,7 @@ from messaging.dead_letters import dead_letter_record
 from messaging.events import Envelope, InvalidEvent
 from messaging.faults import FaultPlan
 from messaging.models import DeliveryAttempt, DeliveryOutcome, InboxMessage, SubjectProgress
-from messaging.outbox import current_correlation_id
+from messaging.correlation import current_correlation_id
 from messaging.retries import RetryScheduler, retry_delay_seconds
 from messaging.topology import QUEUE_DELIVERY_LIMIT, Subscription
 

@@ -14,7 +14,8 @@ from messaging.faults import FaultPlan
 from messaging.metrics import metrics_sample
 from messaging.models import ConsumerState, DeadLetter, OutboxMessage
 from messaging.operations import consumer_outage_start
-from messaging.outbox import OutboxPublisher, current_correlation_id, outbox_event_record, outbox_publish
+from messaging.correlation import current_correlation_id
+from messaging.outbox import OutboxPublisher, outbox_event_record, outbox_publish
 from messaging.topology import SUBSCRIPTIONS, topology_declare
 from shop import scenarios
 from shop.models import Order

@@ -1,4 +1,5 @@
 """The correlation id: taken from the request or made up, returned, stamped on events and on log lines."""
+import io
 import logging
 import re
 
@@ -7,7 +8,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 
 from messaging.models import OutboxMessage
-from messaging.outbox import current_correlation_id
+from messaging.correlation import current_correlation_id
 from rest_framework.test import APIClient
 
 from shop.middleware import CorrelationIdLogFilter, CorrelationIdMiddleware
@@ -98,3 +99,22 @@ def test_the_order_remembers_the_correlation_id_of_the_request_that_placed_it(cu
 
     assert response.status_code == 201
     assert Order.objects.get(pk=response.json()["id"]).correlation_id == "checkout-42"
+
+
+def test_every_log_line_names_the_correlation_id_of_its_request():
+    import logging.config
+
+    from django.conf import settings as django_settings
+
+    stream = io.StringIO()
+    config = {**django_settings.LOGGING, "handlers": {"console": {
+        **django_settings.LOGGING["handlers"]["console"], "stream": stream}}}
+    logging.config.dictConfig(config)
+    token = current_correlation_id.set("req-77")
+    try:
+        logging.getLogger("eventshop.test").warning("shipment created")
+    finally:
+        current_correlation_id.reset(token)
+        logging.config.dictConfig(django_settings.LOGGING)
+
+    assert "[req-77] shipment created" in stream.getvalue()
