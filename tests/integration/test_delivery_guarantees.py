@@ -54,21 +54,29 @@ def test_a_consumer_killed_between_commit_and_ack_gets_the_message_again_and_cha
 
 def test_duplicates_delivered_to_two_competing_consumers_at_once_have_one_effect(rabbitmq_stack):
     stack = rabbitmq_stack
-    stack.start("web")
-    stack.start("relay")
+    for name in ("web", "relay", "shipping", "shipping#2", "loyalty", "loyalty#2"):  # prefetch 20 each
+        stack.start(name)
+    with Connection(stack.backend.broker_url) as connection:
+        def consumers_on(queue: str) -> int:
+            channel = connection.channel()  # a failed passive declare closes its channel
+            try:
+                return channel.queue_declare(queue, passive=True).consumer_count
+            except connection.channel_errors:
+                return 0  # not declared yet
+        wait_until(lambda: consumers_on("shipping.events") == 2 and consumers_on("loyalty.events") == 2,
+                   what="two consumers on each queue")
+
     orders = [stack.place_order() for _ in range(12)]
-    for order in orders:  # two more copies of every purchase, queued with the originals
+    for order in orders:  # two more copies of every purchase, right behind the original
         body, routing_key = outbox_event(stack, order["id"], "shop.purchase.confirmed")
         publish_raw(stack.backend.broker_url, body, routing_key)
         publish_raw(stack.backend.broker_url, body, routing_key)
-
-    for name in ("shipping", "shipping#2", "loyalty", "loyalty#2"):  # compete, prefetch 20 each
-        stack.start(name)
 
     for consumer in ("shipping", "loyalty"):
         wait_until(lambda: len(attempts(stack, consumer, consumer)) >= 36, what=f"{consumer} to take all 36 messages")
         outcomes = [row[2] for row in attempts(stack, consumer, consumer)]
         assert (outcomes.count("applied"), outcomes.count("duplicate")) == (12, 24)
+        # RabbitMQ deals a queue's messages round-robin: copies of one event reach both processes.
         assert len({row[4] for row in attempts(stack, consumer, consumer)}) == 2, "both processes took messages"
     for order in orders:
         assert len(stack.shipments(order["id"])) == 1
@@ -225,6 +233,8 @@ def test_two_workers_share_the_label_jobs_of_a_work_queue(stack):
     stack.env["SHIPPING_LABEL_EXTRA_SECONDS"] = "0.4"  # a slow label printer
     for name in ("web", "relay", "shipping", "worker#1", "worker#2"):
         stack.start(name)
+    for worker in ("worker#1", "worker#2"):  # both must be listening before the jobs come
+        wait_until(lambda: " ready." in stack.log(worker), timeout=60, what=f"{worker} to be ready")
 
     orders = [stack.place_order() for _ in range(6)]
 
