@@ -1,4 +1,4 @@
-"""Docs: shop/callbacks.py (module docstring). Celery tasks: fetch by id, call a service, nothing else."""
+"""Docs: shop/callbacks/__init__.py (module docstring). Celery tasks: fetch by id, call a service, nothing else."""
 import requests
 from celery import shared_task
 

@@ -127,7 +127,7 @@ def test_the_overview_says_checkout_latency_is_not_available_without_the_shops_p
     def missing(name, *args, **kwargs):
         raise TemplateDoesNotExist(name)
 
-    monkeypatch.setattr(ops_views, "get_template", missing)
+    monkeypatch.setattr(ops_views.pages, "get_template", missing)
 
     html = staff_browser.get(reverse("ops:overview")).content.decode()
 
