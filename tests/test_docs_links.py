@@ -27,3 +27,11 @@ def test_every_relative_link_in_the_docs_points_at_a_file_that_exists(page):
         elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
             broken.append(target)
     assert broken == []
+
+
+def test_every_test_the_docs_name_exists():
+    defined = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.MULTILINE))
+    named = {name for page in PAGES for name in re.findall(r"`(test_\w+)`", page.read_text())}
+    assert sorted(named - defined) == []
