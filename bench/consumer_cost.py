@@ -10,8 +10,11 @@ shipment, outbox row, the label job sent to Celery's broker, the attempt record,
 - the SQL statements per message (BEGIN, savepoints and COMMIT included), counted on one message;
 - wall time and this process's CPU time per message, for the full path;
 - the same without the label job (`shipping.services._label_job_send` replaced by a no-op), to show
-  what sending one Celery task costs.
-The cases run in the order full, without, full again; the table shows the mean of the two full runs.
+  what sending one Celery task costs;
+- the same without the after-commit publish (`OUTBOX_PUBLISH_ON_COMMIT` off, the relay would publish
+  `ShipmentCreated` instead), to show what publishing with a confirm from the consumer costs.
+The cases run in the order full, no label job, no publish, full again; the table shows the mean of
+the two full runs.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ class NoRetries:
 def child(messages: int) -> dict:
     django_setup()
     from django.db import connections
-    from django.test.utils import CaptureQueriesContext
+    from django.test.utils import CaptureQueriesContext, override_settings
 
     import shipping.services
     from messaging.consumer import Delivery, MessageProcessor
@@ -66,9 +69,12 @@ def child(messages: int) -> dict:
         without_label = measure(messages)
     finally:
         shipping.services._label_job_send = label_job_send
+    with override_settings(OUTBOX_PUBLISH_ON_COMMIT=False):
+        without_publish = measure(messages)
     full_again = measure(messages)
     full = tuple((a + b) / 2 for a, b in zip(full_first, full_again))
-    return {"statements": len(statements), "full": full, "without_label": without_label}
+    return {"statements": len(statements), "full": full, "without_label": without_label,
+            "without_publish": without_publish}
 
 
 def main() -> None:
@@ -85,15 +91,14 @@ def main() -> None:
 
     print(f"consumer cost per message, in process: {options.messages} messages per case; "
           f"load average {os.getloadavg()[0]:.1f} at start")
-    print(f"{'backend':<20}{'SQL/msg':>8}{'full ms':>9}{'CPU ms':>8}{'msg/s':>7}"
-          f"{'no label job ms':>17}{'CPU ms':>8}{'msg/s':>7}")
+    print(f"{'backend':<20}{'SQL/msg':>8}   wall ms (CPU ms) per message, msg/s")
+    print(f"{'':<28}   {'full path':<22}{'without the label job':<26}{'without the after-commit publish'}")
     for name in BACKENDS if options.backend == "both" else (options.backend,):
         with backend(name) as env:
             result = run_child(__file__, env, "--messages", str(options.messages))
-        (full_wall, full_cpu), (bare_wall, bare_cpu) = result["full"], result["without_label"]
-        print(f"{name:<20}{result['statements']:>8}{full_wall:>9.2f}{full_cpu:>8.2f}{1000 / full_wall:>7.0f}"
-              f"{bare_wall:>17.2f}{bare_cpu:>8.2f}{1000 / bare_wall:>7.0f}")
-
+        cells = [f"{wall:.2f} ({cpu:.2f}), {1000 / wall:.0f}"
+                 for wall, cpu in (result["full"], result["without_label"], result["without_publish"])]
+        print(f"{name:<20}{result['statements']:>8}   {cells[0]:<22}{cells[1]:<26}{cells[2]}")
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,6 +137,7 @@ def child(messages: int, process_counts: list[int]) -> dict:
             # Start-up included (about a second per process): an upper bound on the cost per message.
             "cpu_ms_per_message": cpu * 1000 / messages,
         })
+    shutil.rmtree(log_dir, ignore_errors=True)  # kept only when a run fails, for its logs
     return {"idle_rss_kib": idle_rss_kib, "runs": results}
 
 
