@@ -31,7 +31,8 @@ DELAY_LEVELS_SECONDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def retry_delay_seconds(attempt: int) -> float:
-    """Exponential backoff with full jitter: spreads retries so they do not come back in a herd."""
+    """Exponential backoff with "equal jitter": a delay drawn from the upper half of the window, so
+    retries spread out (no herd) yet never come back sooner than half the backoff."""
     ceiling = min(settings.CONSUMER_RETRY_MAX_SECONDS, settings.CONSUMER_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
     return random.uniform(ceiling / 2, ceiling)
 

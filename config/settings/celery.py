@@ -3,7 +3,11 @@ from .env import env_float, env_str
 from .messaging import BROKER_URL, BROKER_VISIBILITY_TIMEOUT_SECONDS
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", BROKER_URL)
-CELERY_BROKER_TRANSPORT_OPTIONS = {} if CELERY_BROKER_URL.startswith("amqp") else {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
+# On RabbitMQ a job is sent with a publisher confirm, so `delay()` returns once the broker has it.
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"confirm_publish": True} if CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))
+    else {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
+)
 CELERY_TASK_ACKS_LATE = True  # a task is acked after it ran, so a crashed worker's job runs again
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long jobs: a worker holds one at a time, the rest stay shared

@@ -1,5 +1,5 @@
 """The message broker, the outbox relay and the consumers."""
-from .env import env_float, env_int, env_str
+from .env import env_bool, env_float, env_int, env_str
 
 # Embedded default: a SQLite file acting as the broker (messaging/transport/sqlite.py).
 # Set BROKER_URL=amqp://guest:guest@127.0.0.1:5672// for RabbitMQ.
@@ -13,7 +13,7 @@ OUTBOX_RELAY_SWEEP_SECONDS = env_float("OUTBOX_RELAY_SWEEP_SECONDS", 1.0)
 OUTBOX_RELAY_GRACE_SECONDS = env_float("OUTBOX_RELAY_GRACE_SECONDS", 2.0)
 OUTBOX_RELAY_BATCH_SIZE = env_int("OUTBOX_RELAY_BATCH_SIZE", 200)
 # Publish from the writing process right after commit (the relay's sweep is the safety net).
-OUTBOX_PUBLISH_ON_COMMIT = env_str("OUTBOX_PUBLISH_ON_COMMIT", "true").lower() == "true"
+OUTBOX_PUBLISH_ON_COMMIT = env_bool("OUTBOX_PUBLISH_ON_COMMIT", True)
 
 # A message bigger than this is refused by the publisher and dead-lettered by a consumer.
 MESSAGE_MAX_BYTES = env_int("MESSAGE_MAX_BYTES", 64 * 1024)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.message import Message
 
 from messaging.events import CONTENT_TYPE, DATA_CONTENT_TYPE
@@ -15,9 +16,10 @@ class TransientError(Exception):
     """Raised by a handler for a failure that may pass (a downstream timeout): retried with backoff."""
 
 
-# Failures worth retrying: the database was unavailable, a race another attempt will not lose, or
-# a failure an operator injected to watch retries work.
-TRANSIENT_ERRORS = (TransientError, OperationalError, InterfaceError, IntegrityError, InjectedFailure)
+# Failures worth retrying: the database or a broker (a handler sending a Celery job) was
+# unavailable, a race another attempt will not lose, or a failure an operator injected.
+TRANSIENT_ERRORS = (TransientError, OperationalError, InterfaceError, IntegrityError, KombuOperationalError,
+                    ConnectionError, InjectedFailure)
 ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, DATA_CONTENT_TYPE}
 
 

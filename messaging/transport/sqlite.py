@@ -455,6 +455,15 @@ class Channel(virtual.Channel):
     def list_bindings(self):
         return self._fetch('SELECT queue, exchange, routing_key FROM binding')
 
+    def _lookup(self, exchange, routing_key, default=None):
+        queues = super()._lookup(exchange, routing_key, default)
+        alternate = (self.state.exchanges.get(exchange) or {}).get('arguments', {}).get('alternate-exchange')
+        if queues or not alternate:
+            return queues
+        # Like RabbitMQ's alternate exchange: what no binding matched goes there, not nowhere.
+        # Known when this process declared the exchange (every Eventshop process declares them).
+        return super()._lookup(alternate, routing_key, default)
+
     def typeof(self, exchange, default='direct'):
         # A publisher need not have declared the exchange itself: fall back
         # to the type recorded with the bindings other processes made.

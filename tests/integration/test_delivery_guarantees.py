@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 
-from kombu import Connection
+from kombu import Connection, Producer
 
+from messaging.topology import EVENTS_EXCHANGE, topology_declare
 from tests.integration.stack import publish_raw, wait_until
 
 UNREACHABLE_BROKER = {"BROKER_URL": "amqp://guest:guest@127.0.0.1:1//"}
@@ -213,16 +214,18 @@ def test_a_poison_message_among_healthy_ones_is_dead_lettered_and_the_rest_flows
         assert stack.is_running(consumer)
 
 
-def test_an_event_no_queue_is_bound_for_is_kept_by_the_alternate_exchange(rabbitmq_stack):
-    stack = rabbitmq_stack
+def test_an_event_no_queue_is_bound_for_is_kept_by_the_alternate_exchange(stack):
     stack.start("shipping")  # declares the topology
     wait_until(lambda: stack.backend.sql("shipping", "SELECT 1 FROM messaging_consumerstate"), what="shipping to start")
 
-    publish_raw(stack.backend.broker_url, b'{"not": "for anyone"}', "warehouse.stock.counted")
-
     with Connection(stack.backend.broker_url) as connection:
+        topology_declare(connection)  # as every Eventshop publisher does
+        Producer(connection.default_channel).publish(
+            b'{"not": "for anyone"}', exchange=EVENTS_EXCHANGE, routing_key="warehouse.stock.counted",
+            content_type="application/json", content_encoding="utf-8")
+
         def unrouted_count():
-            return connection.default_channel.queue_declare("shop.events.unrouted", passive=True).message_count
+            return connection.channel().queue_declare("shop.events.unrouted", passive=True).message_count
         assert wait_until(unrouted_count, what="the unroutable event to be kept") == 1
 
 
@@ -258,3 +261,21 @@ def test_only_large_orders_reach_the_bonus_subscriber(stack):
     assert [entry["kind"] for entry in stack.points(standard["id"])] == ["award"]
     bonus_subjects = stack.backend.sql("loyalty", "SELECT subject FROM messaging_inboxmessage WHERE consumer = 'loyalty-bonus'")
     assert bonus_subjects == [(str(large["id"]),)]
+
+
+def test_a_message_rabbitmq_dead_lettered_past_its_delivery_limit_lands_in_the_dead_letter_store(rabbitmq_stack):
+    stack = rabbitmq_stack
+    stack.start("shipping")
+    wait_until(lambda: stack.backend.sql("shipping", "SELECT 1 FROM messaging_consumerstate"), what="shipping to start")
+
+    # What the quorum queue's dead-letter exchange leaves in shipping.events.dead after the limit.
+    with Connection(stack.backend.broker_url) as connection:
+        connection.default_channel.basic_publish(
+            connection.default_channel.prepare_message(
+                b'{"crashed": "every consumer"}', content_type="application/cloudevents+json",
+                headers={"x-first-death-reason": "delivery_limit", "x-first-death-queue": "shipping.events"}),
+            exchange="", routing_key="shipping.events.dead")
+
+    letters = wait_until(lambda: stack.backend.sql(
+        "shipping", "SELECT reason, body FROM messaging_deadletter WHERE consumer = 'shipping'"), what="the dead letter")
+    assert [(reason, bytes(body)) for reason, body in letters] == [("delivery_limit", b'{"crashed": "every consumer"}')]

@@ -186,3 +186,24 @@ def test_a_handler_bug_is_dead_lettered_with_the_traceback_not_retried(shipping_
     assert letter.reason == "handler_error" and "KeyError" in letter.detail
     assert retries.scheduled == []
     assert not Shipment.objects.filter(order_id=21).exists()
+
+
+def test_a_message_redelivered_up_to_the_delivery_limit_is_dead_lettered_not_handled_again(shipping_consumer, retries):
+    # Consumers died on it ten times (x-delivery-count, set by quorum queues and the embedded broker).
+    looping = delivery(envelope(purchase(order_id=30)), headers={"x-delivery-count": 10})
+
+    assert shipping_consumer.process(looping, retries) == "dead_lettered"
+    assert DeadLetter.objects.using("shipping").get().reason == "delivery_limit"
+    assert not Shipment.objects.filter(order_id=30).exists()
+
+
+def test_a_broker_that_cannot_take_a_job_is_a_transient_failure_retried_later(shipping_consumer, retries):
+    from kombu.exceptions import OperationalError as BrokerUnreachable
+
+    def label_queue_down(envelope):
+        raise BrokerUnreachable("[Errno 111] Connection refused")
+
+    shipping_consumer.handlers = {**shipping_consumer.handlers, "shop.purchase.confirmed": label_queue_down}
+
+    assert shipping_consumer.process(delivery(envelope(purchase(order_id=31))), retries) == "retry"
+    assert not DeadLetter.objects.using("shipping").exists()

@@ -113,3 +113,9 @@ def test_an_event_larger_than_the_limit_is_refused_before_it_is_recorded(setting
     with pytest.raises(MessageTooLarge), transaction.atomic():
         outbox_event_record(purchase(), using="default")
     assert not OutboxMessage.objects.using("default").exists()
+
+
+def test_rabbitmq_connections_wait_for_publisher_confirms():
+    from messaging.broker import broker_connection
+
+    assert broker_connection(url="amqp://guest:guest@127.0.0.1:5672//").transport_options == {"confirm_publish": True}

@@ -418,3 +418,22 @@ def test_a_message_with_a_not_before_header_stays_invisible_until_then(tmp_path)
         assert message.payload == {"n": 1}
         message.ack()
         simple.close()
+
+
+def test_an_event_no_binding_matches_goes_to_the_alternate_exchange_like_on_rabbitmq(tmp_path):
+    url = f"eventshop-sqlite:///{tmp_path / 'alternate.sqlite3'}"
+    with kombu.Connection(url) as connection:
+        channel = connection.default_channel
+        unrouted = Exchange("events.unrouted", type="fanout", durable=True)
+        events = Exchange("events", type="topic", durable=True, arguments={"alternate-exchange": "events.unrouted"})
+        unrouted(channel).declare()
+        events(channel).declare()
+        Queue("kept", exchange=unrouted, routing_key="")(channel).declare()
+        Queue("orders", exchange=events, routing_key="order.#")(channel).declare()
+        producer = Producer(channel)
+
+        producer.publish({"n": 1}, exchange=events, routing_key="order.placed")
+        producer.publish({"n": 2}, exchange=events, routing_key="warehouse.counted")
+
+        assert channel.queue_declare("orders", passive=True).message_count == 1
+        assert channel.queue_declare("kept", passive=True).message_count == 1
