@@ -50,3 +50,7 @@ def test_staff_replays_a_dead_letter_after_the_fault_is_gone_and_the_order_is_sh
 
     wait_until(lambda: stack.shipments(order["id"]), what="the replayed purchase to be shipped")
     assert stack.backend.sql("shipping", "SELECT status FROM messaging_deadletter") == [("replayed",)]
+
+    page.goto(f"{stack.base_url}/dashboards/loyalty/")
+    assert "award" in page.inner_text("main")  # loyalty never failed: it credited the order long ago
+    screenshot(page, "loyalty-dashboard")
