@@ -13,6 +13,9 @@ def _state(page) -> dict:
 def test_a_traffic_spike_makes_the_queue_depth_chart_rise_and_fall(page, embedded_stack):
     stack = embedded_stack
     stack.env["METRICS_SAMPLE_SECONDS"] = "1"
+    # A shipping service slower than the spike (the "slow down" control): on a fast machine the
+    # consumers would otherwise keep up and the queue would hardly grow.
+    stack.manage("fault", "shipping", "--slow-ms", "60")
     stack.start_all()
     stack.start("worker#1")
     log_in(page, stack.base_url, "staff")
