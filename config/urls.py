@@ -1,8 +1,8 @@
 """The project's URLs: the shop's pages, the APIs (with their OpenAPI schema), and the admin."""
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
@@ -19,4 +19,7 @@ urlpatterns = [
     path("ops/", include("messaging.ops_urls")),
     path("api/", include("shop.apis.urls")),
     path("", include("shop.urls")),
-] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    # Shipping labels, served by Django in every mode so the demo and docker compose show them.
+    # A real deployment serves media from object storage or a web server in front instead.
+    re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", serve, {"document_root": settings.MEDIA_ROOT}),
+]

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 
+import requests
 from kombu import Connection, Producer
 
 from messaging.topology import EVENTS_EXCHANGE, topology_declare
@@ -246,6 +247,8 @@ def test_two_workers_share_the_label_jobs_of_a_work_queue(stack):
                    what=f"the label of {order['number']}")
     workers = stack.backend.sql("shipping", "SELECT label_rendered_by, COUNT(*) FROM shipping_shipment GROUP BY label_rendered_by")
     assert len(workers) == 2, f"one worker did everything: {workers}"
+    label = requests.get(stack.shipments(orders[0]["id"])[0]["label_url"], timeout=10)
+    assert label.status_code == 200 and label.content.startswith(b"\x89PNG"), "the label image is served"
 
 
 def test_only_large_orders_reach_the_bonus_subscriber(stack):
