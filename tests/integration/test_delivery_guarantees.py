@@ -85,6 +85,37 @@ def test_duplicates_delivered_to_two_competing_consumers_at_once_have_one_effect
         assert len(stack.points(order["id"])) == 1
 
 
+def test_a_purchase_and_its_cancellation_handled_at_once_by_competing_consumers_end_cancelled(rabbitmq_stack):
+    stack = rabbitmq_stack
+    stack.start("web", **UNREACHABLE_BROKER)  # the test publishes the events itself, in pairs
+    orders = [stack.place_order() for _ in range(8)]
+    for order in orders:
+        assert stack.api("POST", f"/api/orders/{order['id']}/cancel/").status_code == 200
+    for name in ("shipping", "shipping#2", "loyalty", "loyalty#2"):
+        stack.start(name)
+    with Connection(stack.backend.broker_url) as connection:
+        def consumers_on(queue: str) -> int:
+            channel = connection.channel()
+            try:
+                return channel.queue_declare(queue, passive=True).consumer_count
+            except connection.channel_errors:
+                return 0
+        wait_until(lambda: consumers_on("shipping.events") == 2 and consumers_on("loyalty.events") == 2,
+                   what="two consumers on each queue")
+
+    for order in orders:  # back to back: round-robin hands the two events to different processes
+        publish_raw(stack.backend.broker_url, *outbox_event(stack, order["id"], "shop.purchase.confirmed"))
+        publish_raw(stack.backend.broker_url, *outbox_event(stack, order["id"], "shop.order.cancelled"))
+
+    for consumer in ("shipping", "loyalty"):
+        wait_until(lambda: len({row[0] for row in attempts(stack, consumer, consumer)
+                                if row[2] in ("applied", "early", "stale")}) == 16,
+                   timeout=60, what=f"{consumer} to settle all 16 events")
+    for order in orders:
+        assert [s["status"] for s in stack.shipments(order["id"])] == ["cancelled"]
+        assert sum(entry["points"] for entry in stack.points(order["id"])) == 0
+
+
 def test_a_republished_copy_arriving_much_later_changes_nothing(stack):
     stack.start_all()
     order = stack.place_order()
