@@ -1,7 +1,8 @@
 """Faults an operator can inject into a running consumer, to watch the guarantees hold.
 
 They are stored on the consumer's `ConsumerState` row, so the operations view, a management command
-(`manage.py fault`) or a test can set them, and the consumer picks them up at its next heartbeat.
+(`manage.py fault`) or a test can set them (messaging/operations.py holds the writes), and the
+consumer picks them up at its next heartbeat.
 """
 from __future__ import annotations
 
@@ -54,13 +55,6 @@ class FaultPlan:
             raise InjectedFailure(f"injected failure of attempt {attempt} of {self.fail_first_attempts}")
         if self.fail_share and random.random() < self.fail_share:
             raise InjectedFailure(f"injected failure ({self.fail_share:.0%} of messages)")
-
-
-def consumer_faults_set(*, consumer: str, plan: FaultPlan) -> None:
-    database = SUBSCRIPTIONS[consumer].database
-    state, _ = ConsumerState.objects.using(database).get_or_create(consumer=consumer)
-    state.faults = plan.to_dict()
-    state.save(update_fields=["faults"])
 
 
 def consumer_faults_get(*, consumer: str) -> FaultPlan:

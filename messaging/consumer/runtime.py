@@ -15,8 +15,9 @@ from kombu.message import Message
 from messaging.broker import broker_connection
 from messaging.consumer.delivery import Delivery
 from messaging.consumer.processing import MessageProcessor
-from messaging.faults import FaultPlan, consumer_faults_set
+from messaging.faults import FaultPlan
 from messaging.models import ConsumerState, DeliveryOutcome
+from messaging.operations import consumer_faults_update
 from messaging.retries import RetryScheduler, retry_scheduler_for
 from messaging.topology import Subscription, topology_declare
 
@@ -135,7 +136,8 @@ class EventConsumer(MessageProcessor):
     def crash_before_ack(self) -> None:
         """The injected crash: the effect is committed, the ack never sent; the broker redelivers."""
         self.faults.crash_after_commit = False
-        consumer_faults_set(consumer=self.subscription.name, plan=self.faults)
+        # Only this fault is reset: others an operator set meanwhile stay as they are.
+        consumer_faults_update(consumer=self.subscription.name, crash_after_commit=False)
         logger.warning("%s: injected crash after commit, before ack", self.subscription.name)
         os.kill(os.getpid(), signal.SIGKILL)
 

@@ -36,6 +36,19 @@ def as_datetime(value) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def wait_for_two_consumers_on_each_queue(stack) -> None:
+    """RabbitMQ counts the consumers subscribed to a queue: wait until both processes listen."""
+    with Connection(stack.backend.broker_url) as connection:
+        def consumers_on(queue: str) -> int:
+            channel = connection.channel()  # a failed passive declare closes its channel
+            try:
+                return channel.queue_declare(queue, passive=True).consumer_count
+            except connection.channel_errors:
+                return 0  # not declared yet
+        wait_until(lambda: consumers_on("shipping.events") == 2 and consumers_on("loyalty.events") == 2,
+                   what="two consumers on each queue")
+
+
 # --- duplicates and requeues --------------------------------------------------------------------
 
 
@@ -58,15 +71,7 @@ def test_duplicates_delivered_to_two_competing_consumers_at_once_have_one_effect
     stack = rabbitmq_stack
     for name in ("web", "relay", "shipping", "shipping#2", "loyalty", "loyalty#2"):  # prefetch 20 each
         stack.start(name)
-    with Connection(stack.backend.broker_url) as connection:
-        def consumers_on(queue: str) -> int:
-            channel = connection.channel()  # a failed passive declare closes its channel
-            try:
-                return channel.queue_declare(queue, passive=True).consumer_count
-            except connection.channel_errors:
-                return 0  # not declared yet
-        wait_until(lambda: consumers_on("shipping.events") == 2 and consumers_on("loyalty.events") == 2,
-                   what="two consumers on each queue")
+    wait_for_two_consumers_on_each_queue(stack)
 
     orders = [stack.place_order() for _ in range(12)]
     for order in orders:  # two more copies of every purchase, right behind the original
@@ -93,15 +98,7 @@ def test_a_purchase_and_its_cancellation_handled_at_once_by_competing_consumers_
         assert stack.api("POST", f"/api/orders/{order['id']}/cancel/").status_code == 200
     for name in ("shipping", "shipping#2", "loyalty", "loyalty#2"):
         stack.start(name)
-    with Connection(stack.backend.broker_url) as connection:
-        def consumers_on(queue: str) -> int:
-            channel = connection.channel()
-            try:
-                return channel.queue_declare(queue, passive=True).consumer_count
-            except connection.channel_errors:
-                return 0
-        wait_until(lambda: consumers_on("shipping.events") == 2 and consumers_on("loyalty.events") == 2,
-                   what="two consumers on each queue")
+    wait_for_two_consumers_on_each_queue(stack)
 
     for order in orders:  # back to back: round-robin hands the two events to different processes
         publish_raw(stack.backend.broker_url, *outbox_event(stack, order["id"], "shop.purchase.confirmed"))

@@ -17,7 +17,7 @@ from django.utils import timezone
 from loyalty.models import PointsTransaction
 from messaging.consumer import Delivery, EventConsumer, TransientError
 from messaging.events import CONTENT_TYPE, PurchaseConfirmed
-from messaging.faults import FaultPlan, consumer_faults_set
+from messaging.operations import consumer_faults_update
 from messaging.models import ConsumerState, DeliveryAttempt, InboxMessage, OutboxMessage
 from messaging.topology import SUBSCRIPTIONS
 from shipping import handlers as shipping_handlers
@@ -204,7 +204,7 @@ def test_the_checkout_page_shows_the_downstream_error_with_503_and_the_same_form
 @LIVE
 def test_a_slow_shipping_adds_its_delay_to_sync_checkouts_only(settings, live_server, customer, product, address):
     settings.SERVICE_BASE_URL = live_server.url
-    consumer_faults_set(consumer="shipping", plan=FaultPlan(slow_ms=300))
+    consumer_faults_update(consumer="shipping", slow_ms=300)
 
     place(customer, product, address)
     checkout_mode_set(mode="sync")
@@ -229,7 +229,7 @@ def abandoned_request_finished():
 def test_a_service_that_does_not_answer_in_time_fails_the_sync_checkout(sync_checkout, settings, customer, product, address,
                                                                         abandoned_request_finished):
     settings.CHECKOUT_SYNC_TIMEOUT_SECONDS = 0.2
-    consumer_faults_set(consumer="shipping", plan=FaultPlan(slow_ms=600))
+    consumer_faults_update(consumer="shipping", slow_ms=600)
 
     with pytest.raises(DownstreamUnavailable, match="shipping is unavailable .no answer within 0.2 s."):
         place(customer, product, address)

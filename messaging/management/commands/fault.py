@@ -1,7 +1,7 @@
 """`python manage.py fault shipping --fail-share 0.3`: inject faults into a running consumer."""
 from django.core.management.base import BaseCommand
 
-from messaging.faults import FaultPlan, consumer_faults_get, consumer_faults_set
+from messaging.operations import consumer_faults_clear, consumer_faults_update
 from messaging.topology import SUBSCRIPTIONS
 
 
@@ -19,11 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("--clear", action="store_true", help="remove every fault")
 
     def handle(self, *args, consumer, clear, **options):
-        plan = FaultPlan() if clear else consumer_faults_get(consumer=consumer)
-        for name in ("fail_share", "fail_first_attempts", "slow_ms", "duplicate_share", "reorder_window"):
-            if options[name] is not None:
-                setattr(plan, name, options[name])
+        if clear:
+            consumer_faults_clear(consumer=consumer)
+        changes = {name: options[name] for name in ("fail_share", "fail_first_attempts", "slow_ms", "duplicate_share",
+                                                      "reorder_window") if options[name] is not None}
         if options["crash_after_commit"]:
-            plan.crash_after_commit = True
-        consumer_faults_set(consumer=consumer, plan=plan)
+            changes["crash_after_commit"] = True
+        plan = consumer_faults_update(consumer=consumer, **changes)
         self.stdout.write(f"{consumer}: {plan.to_dict() if plan.active else 'no faults'}")
