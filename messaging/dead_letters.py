@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import uuid
 
-from amqp.exceptions import MessageNacked
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from kombu import Exchange, Producer
-from kombu.exceptions import KombuError
 
-from messaging.broker import broker_connection
+from messaging.brokers import BrokerError, EventBus, OutgoingMessage
 from messaging.events import Envelope
 from messaging.models import DeadLetter, DeliveryAttempt, DeliveryOutcome
-from messaging.retries import ATTEMPT_HEADER, BROKER_HEADERS
-from messaging.topology import SUBSCRIPTIONS, topology_declare
+from messaging.retries import ATTEMPT_HEADER
+from messaging.topology import SUBSCRIPTIONS, event_bus_connect
 
 REPLAY_HEADER = "x-eventshop-replayed-from"
-# An operator, or an HTTP request, is waiting: say the broker is down within seconds, instead of
-# after kombu's reconnect attempts.
+# An operator, or an HTTP request, is waiting: say the broker is down within seconds.
 BROKER_CHECK_TIMEOUT_SECONDS = 2.0
 
 
@@ -96,33 +92,47 @@ def dead_letter_get(*, consumer: str, dead_letter_id: int) -> DeadLetter:
     return DeadLetter.objects.using(SUBSCRIPTIONS[consumer].database).get(consumer=consumer, pk=dead_letter_id)
 
 
-def dead_letters_replay(*, consumer: str, dead_letters: list[DeadLetter]) -> int:
-    """Put pending dead letters back on the consumer's queue, unchanged, and mark them replayed."""
+def dead_letters_replay(*, consumer: str, dead_letters: list[DeadLetter], bus: EventBus | None = None) -> int:
+    """Put pending dead letters back on the consumer's queue, unchanged, and mark the confirmed ones
+    replayed. Raises BrokerUnavailable, saying how many went out, when the broker fails midway."""
     subscription = SUBSCRIPTIONS[consumer]
     pending = [letter for letter in dead_letters if letter.status == DeadLetter.Status.PENDING]
     if not pending:
         return 0
-    with broker_connection() as connection:
-        topology_declare(connection)
-        producer = Producer(connection.default_channel)
-        for letter in pending:
-            headers = {key: value for key, value in letter.headers.items() if key not in BROKER_HEADERS and key != ATTEMPT_HEADER}
-            headers[REPLAY_HEADER] = letter.pk
-            producer.publish(
-                bytes(letter.body),
-                exchange=Exchange(""),
-                routing_key=subscription.queue_name,
-                content_type=letter.content_type or "application/octet-stream",
-                content_encoding="utf-8" if letter.content_type else "binary",
-                delivery_mode=2,
-                headers=headers,
-                retry=False,
-            )
-            # Marked one by one after each confirmed publish: a crash midway replays none twice.
-            DeadLetter.objects.using(subscription.database).filter(pk=letter.pk).update(
-                status=DeadLetter.Status.REPLAYED, resolved_at=timezone.now()
-            )
-    return len(pending)
+    own_bus = bus is None
+    bus = bus or event_bus_connect()
+    try:
+        result = bus.send_to_queue(subscription.queue_name, [_replayed(letter) for letter in pending])
+    finally:
+        if own_bus:
+            bus.close()
+    confirmed = set(result.confirmed)
+    replayed = [letter.pk for letter in pending if _replay_id(letter) in confirmed]
+    DeadLetter.objects.using(subscription.database).filter(pk__in=replayed).update(
+        status=DeadLetter.Status.REPLAYED, resolved_at=timezone.now()
+    )
+    if result.error is not None:
+        raise BrokerUnavailable(f"the broker failed after {len(replayed)} of {len(pending)} were replayed: "
+                                f"{result.error}", replayed=len(replayed))
+    return len(replayed)
+
+
+def _replay_id(letter: DeadLetter) -> str:
+    # Unique per dead letter (two letters may share an event id), so each is marked on its own confirm.
+    return f"{letter.event_id or 'no-event-id'}:replay:{letter.pk}"
+
+
+def _replayed(letter: DeadLetter) -> OutgoingMessage:
+    headers = {key: value for key, value in letter.headers.items() if key != ATTEMPT_HEADER}
+    headers[REPLAY_HEADER] = letter.pk
+    return OutgoingMessage(
+        message_id=_replay_id(letter),
+        routing_key=letter.routing_key,
+        body=bytes(letter.body),
+        content_type=letter.content_type or "application/octet-stream",
+        headers=headers,
+        ordering_key=letter.subject,
+    )
 
 
 def dead_letters_discard(*, consumer: str, dead_letters: list[DeadLetter]) -> int:
@@ -146,23 +156,14 @@ def dead_letters_replay_if_broker_reachable(*, consumer: str, dead_letters: list
     """`dead_letters_replay` for an operator who is waiting: raises BrokerUnavailable at once, with
     nothing published or marked, when the broker cannot be reached, and says how many went out when
     it fails midway."""
-    pending_ids = [letter.pk for letter in dead_letters if letter.status == DeadLetter.Status.PENDING]
-    if not pending_ids:
+    if not any(letter.status == DeadLetter.Status.PENDING for letter in dead_letters):
         return 0
-    probe = broker_connection(connect_timeout=connect_timeout)
-    broker_errors = (OSError, KombuError, MessageNacked, *probe.connection_errors, *probe.channel_errors)
     try:
-        probe.ensure_connection(max_retries=0)
-    except broker_errors as error:
-        raise BrokerUnavailable(f"cannot reach the broker at {probe.as_uri()}: {error}; nothing was replayed") from error
-    finally:
-        probe.release()
-    try:
-        return dead_letters_replay(consumer=consumer, dead_letters=dead_letters)
-    except broker_errors as error:
-        replayed = dead_letter_list(consumer=consumer, status=DeadLetter.Status.REPLAYED).filter(pk__in=pending_ids).count()
-        raise BrokerUnavailable(f"the broker at {probe.as_uri()} failed after {replayed} of {len(pending_ids)} "
-                                f"were replayed: {error}", replayed=replayed) from error
+        bus = event_bus_connect(connect_timeout=connect_timeout)
+    except BrokerError as error:
+        raise BrokerUnavailable(f"{error}; nothing was replayed") from error
+    with bus:
+        return dead_letters_replay(consumer=consumer, dead_letters=dead_letters, bus=bus)
 
 
 def _event_id_from(headers: dict) -> uuid.UUID | None:

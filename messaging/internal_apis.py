@@ -37,9 +37,10 @@ class CallerRetries(Exception):
 
 
 class CallerRetriesScheduler:
-    """The retry scheduler for HTTP deliveries: never schedules, so nothing is retried twice."""
+    """Stands in for a subscription reader for HTTP deliveries: never schedules a retry, so nothing
+    is retried twice (the caller's next request is the retry)."""
 
-    def schedule(self, delivery: Delivery, *, attempt: int, delay_seconds: float) -> None:
+    def retry_later(self, delivery: Delivery, *, attempt: int, delay_seconds: float) -> None:
         raise CallerRetries(f"attempt {attempt} failed")
 
 

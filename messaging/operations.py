@@ -12,18 +12,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from amqp.exceptions import AMQPError
 from django.db import transaction
 from django.utils import timezone
-from kombu import Producer
-from kombu.exceptions import KombuError
 
-from messaging.broker import broker_connection
+from messaging.brokers import BrokerError, OutgoingMessage
 from messaging.dead_letters import BROKER_CHECK_TIMEOUT_SECONDS, BrokerUnavailable
 from messaging.events import CONTENT_TYPE, SPECVERSION
 from messaging.faults import FaultPlan
 from messaging.models import ConsumerState
-from messaging.topology import EVENTS_EXCHANGE, SUBSCRIPTIONS, topology_declare
+from messaging.topology import SUBSCRIPTIONS, event_bus_connect
 
 # Bound by shipping and loyalty (`shop.purchase.confirmed.#`); ZZ is no real country.
 POISON_ROUTING_KEY = "shop.purchase.confirmed.ZZ.standard"
@@ -86,26 +83,21 @@ def poison_message_inject(*, kind: str) -> PoisonMessage:
         raise ValueError(f"unknown poison kind {kind!r}; choose one of {', '.join(POISON_KINDS)}")
     message_id = str(uuid.uuid4())
     body = _poison_body(kind, message_id)
-    connection = broker_connection(connect_timeout=BROKER_CHECK_TIMEOUT_SECONDS)
-    broker_errors = (OSError, KombuError, AMQPError, *connection.connection_errors, *connection.channel_errors)
+    poison = OutgoingMessage(
+        message_id=message_id,
+        routing_key=POISON_ROUTING_KEY,
+        body=body.encode(),
+        # Claims to be a CloudEvent, so it gets past the content-type check and fails on its body.
+        content_type=CONTENT_TYPE,
+        headers={"ce-type": "poison", "x-eventshop-poison": kind},
+    )
     try:
-        with connection:
-            # An operator is waiting: fail at once rather than after kombu's reconnect attempts.
-            connection.ensure_connection(max_retries=0)
-            topology_declare(connection)
-            Producer(connection.default_channel, exchange=EVENTS_EXCHANGE).publish(
-                body,
-                routing_key=POISON_ROUTING_KEY,
-                # Claims to be a CloudEvent, so it gets past the content-type check and fails on its body.
-                content_type=CONTENT_TYPE,
-                content_encoding="utf-8",
-                delivery_mode=2,
-                message_id=message_id,
-                headers={"ce-type": "poison", "x-eventshop-poison": kind},
-                retry=False,
-            )
-    except broker_errors as error:
-        raise BrokerUnavailable(f"cannot publish to the broker at {connection.as_uri()}: {error}") from error
+        with event_bus_connect(connect_timeout=BROKER_CHECK_TIMEOUT_SECONDS) as bus:
+            result = bus.publish([poison])
+    except BrokerError as error:
+        raise BrokerUnavailable(f"cannot publish to the broker: {error}") from error
+    if result.error is not None:
+        raise BrokerUnavailable(f"cannot publish to the broker: {result.error}") from result.error
     return PoisonMessage(kind=kind, message_id=message_id, routing_key=POISON_ROUTING_KEY, body=body)
 
 

@@ -17,13 +17,12 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F, Max
 from django.utils import timezone
-from kombu import Connection, Producer
 
-from messaging.broker import broker_connection
+from messaging.brokers import BrokerError, EventBus, OutgoingMessage, PublishResult
 from messaging.correlation import current_correlation_id
 from messaging.events import CONTENT_TYPE, Envelope, Event
 from messaging.models import OutboxMessage
-from messaging.topology import EVENTS_EXCHANGE, topology_declare
+from messaging.topology import event_bus_connect
 
 logger = logging.getLogger(__name__)
 
@@ -60,57 +59,46 @@ def outbox_event_record(event: Event, *, using: str) -> OutboxMessage:
     return message
 
 
-class OutboxPublisher:
-    """Publishes outbox rows to the events exchange and reports which ones the broker confirmed."""
-
-    def __init__(self, connection: Connection):
-        self.connection = connection
-        topology_declare(connection)
-        self.producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE)
-
-    def publish(self, message: OutboxMessage) -> None:
-        # With confirm_publish on the connection this returns only once RabbitMQ confirmed the message.
-        self.producer.publish(
-            message.body,
-            routing_key=message.routing_key,
-            content_type=CONTENT_TYPE,
-            content_encoding="utf-8",
-            delivery_mode=2,
-            message_id=str(message.event_id),
-            headers={"ce-type": message.event_type, "correlation-id": message.correlation_id},
-            retry=False,
-        )
-
-    def close(self) -> None:
-        self.connection.release()
+def outbox_outgoing(message: OutboxMessage) -> OutgoingMessage:
+    """An outbox row as the bus publishes it: the body byte for byte, routed by its key."""
+    return OutgoingMessage(
+        message_id=str(message.event_id),
+        routing_key=message.routing_key,
+        body=message.body.encode(),
+        content_type=CONTENT_TYPE,
+        headers={"ce-type": message.event_type, "correlation-id": message.correlation_id},
+        ordering_key=message.subject,
+    )
 
 
-def outbox_publish(*, using: str, messages: list[OutboxMessage], publisher: OutboxPublisher) -> tuple[int, Exception | None]:
-    """Publish `messages` in order and mark the confirmed ones; stop at the first failure.
+def outbox_publish(*, using: str, messages: list[OutboxMessage], bus: EventBus) -> tuple[int, Exception | None]:
+    """Publish `messages` in order and mark exactly the ones the broker confirmed.
 
-    Returns how many were published and the error that stopped it, if any. It does not raise, so a
-    caller inside a transaction keeps the marks of what the broker did confirm.
+    Returns how many were published and the error that stopped the rest, if any. It does not raise,
+    so a caller inside a transaction keeps the marks of what the broker did confirm.
     """
-    confirmed = []
-    error = None
-    for message in messages:
-        try:
-            publisher.publish(message)
-        except Exception as publish_error:  # any broker or network fault: the row stays unsent
-            error = publish_error
-            OutboxMessage.objects.using(using).filter(pk=message.pk).update(
-                publish_attempts=F("publish_attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000]
-            )
-            break
-        confirmed.append(message.pk)
+    if not messages:
+        return 0, None
+    try:
+        result = bus.publish([outbox_outgoing(message) for message in messages])
+    except BrokerError as error:  # an adapter that failed before sending anything
+        result = PublishResult((), error)
+    confirmed_ids = set(result.confirmed)
+    confirmed = [message.pk for message in messages if str(message.event_id) in confirmed_ids]
+    if result.error is not None:
+        unconfirmed = [message.pk for message in messages if str(message.event_id) not in confirmed_ids]
+        OutboxMessage.objects.using(using).filter(pk__in=unconfirmed).update(
+            publish_attempts=F("publish_attempts") + 1,
+            last_error=f"{type(result.error).__name__}: {result.error}"[:2000],
+        )
     if confirmed:
         OutboxMessage.objects.using(using).filter(pk__in=confirmed, published_at__isnull=True).update(
             published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
         )
-    return len(confirmed), error
+    return len(confirmed), result.error
 
 
-def outbox_relay_publish_pending(*, using: str, publisher: OutboxPublisher, grace_seconds: float, limit: int) -> int:
+def outbox_relay_publish_pending(*, using: str, bus: EventBus, grace_seconds: float, limit: int) -> int:
     """Publish rows older than `grace_seconds` that are still unsent; returns how many were published.
 
     On PostgreSQL the rows are locked with SKIP LOCKED, so several relays never publish the same
@@ -123,23 +111,23 @@ def outbox_relay_publish_pending(*, using: str, publisher: OutboxPublisher, grac
     if connections[using].features.has_select_for_update_skip_locked:
         with transaction.atomic(using=using):
             published, error = outbox_publish(
-                using=using, messages=list(pending.select_for_update(skip_locked=True)[:limit]), publisher=publisher
+                using=using, messages=list(pending.select_for_update(skip_locked=True)[:limit]), bus=bus
             )
     else:
-        published, error = outbox_publish(using=using, messages=list(pending[:limit]), publisher=publisher)
+        published, error = outbox_publish(using=using, messages=list(pending[:limit]), bus=bus)
     if error is not None:
         raise error
     return published
 
 
 class _AfterCommitPublisher(threading.local):
-    """One publisher per thread of a writing process, with a short circuit breaker: while the broker
+    """One bus per thread of a writing process, with a short circuit breaker: while the broker
     is unreachable, requests do not wait on it; the relay's sweep publishes what they left."""
 
     OPEN_SECONDS = 5.0  # after a failure, skip publishing for this long instead of timing out per request
 
     def __init__(self):
-        self.publisher: OutboxPublisher | None = None
+        self.bus: EventBus | None = None
         self.open_until = 0.0
 
     def publish(self, using: str, message_ids: list[int]) -> None:
@@ -149,10 +137,10 @@ class _AfterCommitPublisher(threading.local):
         if not messages:
             return
         try:
-            if self.publisher is None:
-                self.publisher = OutboxPublisher(broker_connection(connect_timeout=1))
-            _, error = outbox_publish(using=using, messages=messages, publisher=self.publisher)
-        except Exception as connect_error:  # the broker could not be reached at all
+            if self.bus is None:
+                self.bus = event_bus_connect(connect_timeout=1)
+            _, error = outbox_publish(using=using, messages=messages, bus=self.bus)
+        except Exception as connect_error:  # the change is committed: nothing may fail the request now
             error = connect_error
         if error is not None:
             logger.warning("publish after commit failed, the relay will retry: %s", error)
@@ -160,12 +148,9 @@ class _AfterCommitPublisher(threading.local):
             self.reset()
 
     def reset(self) -> None:
-        if self.publisher is not None:
-            try:
-                self.publisher.close()
-            except Exception:  # the connection is already broken; dropping it is all we want
-                pass
-        self.publisher = None
+        if self.bus is not None:
+            self.bus.close()
+        self.bus = None
 
 
 _after_commit_publisher = _AfterCommitPublisher()

@@ -5,6 +5,7 @@ depths and consumer counts come from the broker itself (a passive queue declare:
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -13,11 +14,12 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from messaging.broker import broker_connection
+from messaging.brokers import BrokerConfigurationError, BrokerError, QueueDepth, event_bus
 from messaging.models import ConsumerState, DeadLetter, DeliveryAttempt, DeliveryOutcome, MetricSample, OutboxMessage
-from messaging.topology import SUBSCRIPTIONS, UNROUTED_QUEUE
+from messaging.topology import SUBSCRIPTIONS, all_queue_names
 
 OUTCOMES = [choice.value for choice in DeliveryOutcome]
+logger = logging.getLogger(__name__)
 HEARTBEAT_STALE_SECONDS = 15  # three missed heartbeats: the consumer is probably down
 
 
@@ -80,33 +82,25 @@ def _per_minute(attempts, *, now: datetime, minutes: int) -> list[dict]:
     return [{"minute": minute, **counts} for minute, counts in series.items()]
 
 
-@dataclass
-class QueueDepth:
-    queue: str
-    ready: int | None  # None: the broker does not know the queue (yet)
-    consumers: int | None  # None: the broker cannot tell (the embedded one)
-
-
 def queue_depths() -> list[QueueDepth]:
-    """Ready messages and consumers per queue, as the broker reports them right now."""
-    names = [UNROUTED_QUEUE.name]
-    for subscription in SUBSCRIPTIONS.values():
-        names += [subscription.queue_name, subscription.dead_queue_name]
-    names += list(settings.WORK_QUEUES)
-    depths = []
-    with broker_connection(confirms=False, connect_timeout=2) as connection:
-        channel = connection.channel()
-        is_embedded = not connection.transport_cls.startswith(("amqp", "pyamqp"))
-        for name in names:
-            try:
-                declared = channel.queue_declare(name, passive=True)
-            except connection.channel_errors:
-                # A failed passive declare closes an AMQP channel: open a fresh one for the next.
-                channel = connection.channel()
-                depths.append(QueueDepth(name, None, None))
-                continue
-            depths.append(QueueDepth(name, declared.message_count, None if is_embedded else declared.consumer_count))
-    return depths
+    """Ready messages and consumers per queue, as the brokers report them right now: the event
+    queues from the event bus, the work queues from Celery's broker (another one on ActiveMQ and SQS).
+    Raises BrokerError when the event broker cannot be reached."""
+    with event_bus(connect_timeout=2) as bus:
+        depths = bus.queue_depths(all_queue_names())
+    return depths + _work_queue_depths()
+
+
+def _work_queue_depths() -> list[QueueDepth]:
+    names = list(settings.WORK_QUEUES)
+    try:
+        with event_bus(settings.CELERY_BROKER_URL, connect_timeout=2) as bus:
+            return bus.queue_depths(names)
+    except BrokerConfigurationError:  # a Celery broker no adapter of ours reads (Redis): unknown
+        return [QueueDepth(name, None, None) for name in names]
+    except BrokerError as error:
+        logger.warning("cannot read the work queues' depths: %s", error)
+        return [QueueDepth(name, None, None) for name in names]
 
 
 @dataclass

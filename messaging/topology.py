@@ -1,28 +1,16 @@
-"""The broker topology: one topic exchange, one durable queue per subscriber, and what each binds.
+"""The topology in broker-neutral terms: the events topic, one queue per subscriber, what each binds.
 
-Every process declares all of it at start (`topology_declare`). RabbitMQ needs that only once, but
-the embedded broker routes in the publishing process, so each publisher must know every binding.
+Every process declares all of it at start, through the event-bus port (`messaging/brokers/`); each
+adapter builds it with its own broker's means. The embedded broker routes in the publishing process,
+so each publisher must know every binding.
 """
 from dataclasses import dataclass
 from importlib import import_module
 
-from kombu import Connection, Exchange, Queue
-
 from messaging.events import EXCHANGE_NAME
 
-EVENTS_EXCHANGE = Exchange(
-    EXCHANGE_NAME,
-    type="topic",
-    durable=True,
-    # An event no queue is bound for is not dropped silently: RabbitMQ hands it to this exchange.
-    arguments={"alternate-exchange": f"{EXCHANGE_NAME}.unrouted"},
-)
-UNROUTED_EXCHANGE = Exchange(f"{EXCHANGE_NAME}.unrouted", type="fanout", durable=True)
-UNROUTED_QUEUE = Queue(f"{EXCHANGE_NAME}.unrouted", exchange=UNROUTED_EXCHANGE, routing_key="", durable=True)
-# Where RabbitMQ puts a message that exceeded a queue's delivery limit (a consumer died on it
-# again and again); each consumer drains its own dead queue into its dead-letter store.
-DEAD_LETTER_EXCHANGE = Exchange(f"{EXCHANGE_NAME}.dead", type="direct", durable=True)
-
+# Where an event no subscriber is bound for is kept, so it is noticed rather than dropped.
+UNROUTED_QUEUE_NAME = f"{EXCHANGE_NAME}.unrouted"
 # A message redelivered more often than this (consumer crashes, not handled failures) is dead-lettered.
 QUEUE_DELIVERY_LIMIT = 10
 
@@ -50,24 +38,9 @@ class Subscription:
         # `#` (zero or more words), not `*`: a routing key that is exactly the type must match too.
         return self.binding_keys or tuple(f"{event_type}.#" for event_type in self.handlers())
 
-    def queue(self) -> Queue:
-        return Queue(
-            self.queue_name,
-            durable=True,
-            queue_arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": QUEUE_DELIVERY_LIMIT,
-                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
-                "x-dead-letter-routing-key": self.dead_queue_name,
-            },
-        )
-
     @property
     def dead_queue_name(self) -> str:
         return f"{self.queue_name}.dead"
-
-    def dead_queue(self) -> Queue:
-        return Queue(self.dead_queue_name, exchange=DEAD_LETTER_EXCHANGE, routing_key=self.dead_queue_name, durable=True)
 
 
 SUBSCRIPTIONS: dict[str, Subscription] = {
@@ -87,15 +60,22 @@ SUBSCRIPTIONS: dict[str, Subscription] = {
 }
 
 
-def topology_declare(connection: Connection) -> None:
-    """Declare the exchanges, every subscriber's queue and its bindings (idempotent)."""
-    channel = connection.default_channel
-    for exchange in (UNROUTED_EXCHANGE, EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE):
-        exchange(channel).declare()
-    UNROUTED_QUEUE(channel).declare()
+def all_queue_names() -> list[str]:
+    """Every queue the event topology has, for the dashboards' depth charts."""
+    names = [UNROUTED_QUEUE_NAME]
     for subscription in SUBSCRIPTIONS.values():
-        subscription.dead_queue()(channel).declare()
-        queue = subscription.queue()(channel)
-        queue.declare()
-        for binding_key in subscription.bindings():
-            queue.bind_to(exchange=EVENTS_EXCHANGE.name, routing_key=binding_key)
+        names += [subscription.queue_name, subscription.dead_queue_name]
+    return names
+
+
+def event_bus_connect(*, connect_timeout: float = 5.0):
+    """A bus to the configured broker with the whole topology declared (idempotent)."""
+    from messaging.brokers import event_bus
+
+    bus = event_bus(connect_timeout=connect_timeout)
+    try:
+        bus.declare(SUBSCRIPTIONS.values())
+    except Exception:
+        bus.close()
+        raise
+    return bus

@@ -1,8 +1,14 @@
 """Celery runs the work queues (shipping labels, callbacks): jobs spread across competing workers."""
-from .env import env_float, env_str
+from .env import VAR_DIR, env_float, env_str
 from .messaging import BROKER_URL, BROKER_VISIBILITY_TIMEOUT_SECONDS
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", BROKER_URL)
+# Celery's work queues stay on a broker Celery supports: the event broker itself when it is RabbitMQ
+# or the embedded one; beside ActiveMQ (no Celery transport) and SQS, the embedded SQLite file broker.
+# Set CELERY_BROKER_URL (amqp://, redis://, sqs://) to put them elsewhere.
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL",
+    f"eventshop-sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}" if BROKER_URL.startswith(("stomp", "sqs")) else BROKER_URL,
+)
 # On RabbitMQ a job is sent with a publisher confirm, so `delay()` returns once the broker has it.
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"confirm_publish": True} if CELERY_BROKER_URL.startswith(("amqp", "pyamqp"))

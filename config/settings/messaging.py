@@ -2,8 +2,12 @@
 from .env import env_bool, env_float, env_int, env_str
 
 # Embedded default: a SQLite file acting as the broker (messaging/transport/sqlite.py).
-# Set BROKER_URL=amqp://guest:guest@127.0.0.1:5672// for RabbitMQ.
+# The scheme picks the adapter (messaging/brokers/): amqp:// RabbitMQ, stomp://host:61613 ActiveMQ,
+# sqs://region?endpoint=... Amazon SQS + SNS (or moto's emulator).
 BROKER_URL = env_str("BROKER_URL", "eventshop-sqlite:///var/broker.sqlite3")
+# A relay or consumer that cannot reach the broker this long after it starts exits with one line
+# naming BROKER_URL; once connected, it waits out any outage and reconnects.
+BROKER_START_WAIT_SECONDS = env_float("BROKER_START_WAIT_SECONDS", 10.0)
 # Embedded broker only: a message taken but not acked (its consumer died) is redelivered after this.
 BROKER_VISIBILITY_TIMEOUT_SECONDS = env_float("BROKER_VISIBILITY_TIMEOUT_SECONDS", 30.0)
 

@@ -190,6 +190,6 @@ class EventBus(ABC):
 
         parts = urlsplit(url)
         if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            netloc = parts.netloc.replace(f":{parts.password}@", ":**@")
             return parts._replace(netloc=netloc).geturl()
         return url

@@ -23,7 +23,8 @@ from messaging.events import Envelope, InvalidEvent
 from messaging.faults import FaultPlan
 from messaging.models import DeliveryAttempt, DeliveryOutcome, InboxMessage, SubjectProgress
 from messaging.correlation import current_correlation_id
-from messaging.retries import RetryScheduler, retry_delay_seconds
+from messaging.brokers import SubscriptionReader
+from messaging.retries import retry_delay_seconds
 from messaging.topology import QUEUE_DELIVERY_LIMIT, Subscription
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ class MessageProcessor:
 
     # --- per message ---------------------------------------------------------------------------
 
-    def process(self, delivery: Delivery, retry_scheduler: RetryScheduler) -> str:
-        """Handle one delivery and return its outcome; the caller acks after this returns."""
+    def process(self, delivery: Delivery, reader: SubscriptionReader) -> str:
+        """Handle one delivery and return its outcome. On "retry" the delivery is already settled
+        (`reader.retry_later`); for any other outcome the caller acks it after this returns."""
         started = time.monotonic()
         if delivery.redeliveries >= QUEUE_DELIVERY_LIMIT:
             # Consumers died on it again and again (RabbitMQ's quorum queue dead-letters it first;
@@ -64,7 +66,7 @@ class MessageProcessor:
         try:
             outcome = self.apply(envelope, delivery, started)
         except TRANSIENT_ERRORS as error:
-            outcome = self.retry_or_give_up(delivery, envelope, error, retry_scheduler)
+            outcome = self.retry_or_give_up(delivery, envelope, error, reader)
         except InvalidEvent as error:
             self.give_up(delivery, error.reason, error.detail, envelope=envelope)
             outcome = DeliveryOutcome.DEAD_LETTERED
@@ -142,7 +144,7 @@ class MessageProcessor:
             return DeliveryOutcome.EARLY
         return DeliveryOutcome.APPLIED
 
-    def retry_or_give_up(self, delivery: Delivery, envelope: Envelope, error: Exception, retry_scheduler: RetryScheduler) -> str:
+    def retry_or_give_up(self, delivery: Delivery, envelope: Envelope, error: Exception, reader: SubscriptionReader) -> str:
         attempt = delivery.attempt
         reason = _describe(error)
         if attempt >= settings.CONSUMER_MAX_ATTEMPTS:
@@ -150,7 +152,7 @@ class MessageProcessor:
             return DeliveryOutcome.DEAD_LETTERED
         delay = retry_delay_seconds(attempt)
         # Scheduled before the attempt is recorded: if the database is what failed, the retry must not depend on it.
-        retry_scheduler.schedule(delivery, attempt=attempt, delay_seconds=delay)
+        reader.retry_later(delivery, attempt=attempt, delay_seconds=delay)
         self.record_failure(envelope, delivery, DeliveryOutcome.RETRY, reason=type(error).__name__, detail=f"retry in {delay:.1f}s: {reason}")
         return DeliveryOutcome.RETRY
 

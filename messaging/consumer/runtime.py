@@ -1,4 +1,8 @@
-"""The consume loop: one subscription's queue, acks after commit, pause, heartbeats, injected faults."""
+"""The consume loop: one subscription's queue, acks after commit, pause, heartbeats, injected faults.
+
+It talks to the broker only through the event-bus port (`messaging/brokers/`), so it is the same
+loop on every broker.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,129 +13,119 @@ import time
 
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
-from kombu import Connection, Consumer
-from kombu.message import Message
 
-from messaging.broker import broker_connection
-from messaging.consumer.delivery import Delivery
+from messaging.brokers import BrokerError, Delivery, EventBus, SubscriptionReader
+from messaging.connecting import BrokerReconnector
 from messaging.consumer.processing import MessageProcessor
 from messaging.faults import FaultPlan
 from messaging.models import ConsumerState, DeliveryOutcome
 from messaging.operations import consumer_faults_update
-from messaging.retries import RetryScheduler, retry_scheduler_for
-from messaging.topology import Subscription, topology_declare
+from messaging.topology import Subscription
 
 logger = logging.getLogger(__name__)
+
+# Outcomes after which the delivery is done with: the runtime acks it (a retry settled it already).
+ACKED_OUTCOMES = frozenset({DeliveryOutcome.APPLIED, DeliveryOutcome.EARLY, DeliveryOutcome.DUPLICATE,
+                            DeliveryOutcome.STALE, DeliveryOutcome.DEAD_LETTERED})
 
 
 class EventConsumer(MessageProcessor):
     """Consumes one subscription's queue until stopped (`manage.py consume <name>`)."""
 
     PREFETCH = 20  # keeps the handler fed while acks travel; a crash redelivers at most this many
+    FETCH_BATCH = 20  # deliveries taken from the reader at once (handled one transaction each)
     HEARTBEAT_SECONDS = 5.0  # how often the dashboard hears from us, and how often we check "pause"
-    DRAIN_TIMEOUT_SECONDS = 1.0
-    RECONNECT_MAX_SECONDS = 30.0
+    FETCH_TIMEOUT_SECONDS = 1.0
 
-    def __init__(self, subscription: Subscription, *, connection_factory=broker_connection):
+    def __init__(self, subscription: Subscription):
         super().__init__(subscription)
-        self.connection_factory = connection_factory
         self.should_stop = False
         self.paused = False
-        self.held: list[Message] = []  # messages held back by an injected reordering
+        self.held: list[Delivery] = []  # deliveries held back by an injected reordering
         self._next_heartbeat = 0.0
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
-        backoff = 1.0
+        reconnector = BrokerReconnector(self.subscription.name, should_stop=lambda: self.should_stop)
         while not self.should_stop:
-            connection = self.connection_factory(confirms=True)
+            bus = reconnector.connect()  # raises BrokerUnreachable only before the first connection
+            if bus is None:
+                break
             try:
-                self.consume_from(connection)
-                backoff = 1.0
-            except (OSError, *connection.connection_errors) as error:
-                logger.warning("%s lost the broker (%s); reconnecting in %.0fs", self.subscription.name, error, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.RECONNECT_MAX_SECONDS)
+                self.consume_with(bus, on_settled=reconnector.reset)
+            except BrokerError as error:
+                logger.warning("%s lost the broker (%s); reconnecting in %.0fs", self.subscription.name, error,
+                               reconnector.backoff)
+                self.held = []  # unsettled: the broker gives them back
+                reconnector.pause()
             finally:
-                connection.release()
+                bus.close()
 
-    def consume_from(self, connection: Connection) -> None:
-        connection.ensure_connection(max_retries=1)
-        topology_declare(connection)
-        with self.connection_factory(confirms=True) as publishing_connection:
-            self.consume_with(connection, retry_scheduler_for(self.subscription, publishing_connection))
-
-    def consume_with(self, connection: Connection, retry_scheduler: RetryScheduler) -> None:
-        channel = connection.channel()
-        consumer = Consumer(
-            channel,
-            queues=[self.subscription.queue()],
-            on_message=lambda message: self.on_message(message, retry_scheduler),
-            prefetch_count=self.PREFETCH,
-        )
-        # RabbitMQ moves a message past its delivery limit to this queue; keep it with the others.
-        dead_consumer = Consumer(connection.channel(), queues=[self.subscription.dead_queue()],
-                                 on_message=self.on_dead_message, prefetch_count=self.PREFETCH)
-        dead_consumer.consume()
+    def consume_with(self, bus: EventBus, *, on_settled=lambda: None) -> None:
+        reader = bus.subscribe(self.subscription, prefetch=self.PREFETCH)
         logger.info("%s consuming %s", self.subscription.name, self.subscription.queue_name)
-        consuming = False
-        while not self.should_stop:
-            self.tick()
-            if self.paused == consuming:
-                # Pausing cancels the broker subscription: unacked messages go back to the queue.
-                (consumer.cancel if consuming else consumer.consume)()
-                consuming = not consuming
-            if not consuming:
-                time.sleep(self.DRAIN_TIMEOUT_SECONDS)
-                continue
-            try:
-                connection.drain_events(timeout=self.DRAIN_TIMEOUT_SECONDS)
-            except socket.timeout:
-                connection.heartbeat_check()
-                self.release_held(retry_scheduler)  # a quiet queue: do not sit on held messages
-        if consuming:
-            consumer.cancel()
-        dead_consumer.cancel()
-        channel.close()
-
-    def on_message(self, message: Message, retry_scheduler: RetryScheduler) -> None:
-        if self.faults.reorder_window > 1:
-            self.held.append(message)
-            if len(self.held) >= self.faults.reorder_window:
-                self.release_held(retry_scheduler)
-            return
-        self.handle_message(message, retry_scheduler)
-
-    def release_held(self, retry_scheduler: RetryScheduler) -> None:
-        held, self.held = self.held, []
-        for message in reversed(held):
-            self.handle_message(message, retry_scheduler)
-
-    def handle_message(self, message: Message, retry_scheduler: RetryScheduler) -> None:
-        delivery = Delivery.from_message(message)
         try:
-            outcome = self.process(delivery, retry_scheduler)
-            if self.faults.should_duplicate():
-                self.process(delivery, retry_scheduler)  # the injected redelivery: must be a duplicate
+            while not self.should_stop:
+                self.tick()
+                if self.paused:
+                    # Pausing stops taking messages; what was taken goes back to the queue.
+                    reader.pause()
+                    time.sleep(self.FETCH_TIMEOUT_SECONDS)
+                    continue
+                reader.resume()
+                deliveries = reader.fetch(self.FETCH_BATCH, self.FETCH_TIMEOUT_SECONDS)
+                if not deliveries:
+                    self.release_held(reader)  # a quiet queue: do not sit on held deliveries
+                    continue
+                for delivery in deliveries:
+                    self.on_delivery(delivery, reader)
+                on_settled()
+        finally:
+            reader.close()
+
+    def on_delivery(self, delivery: Delivery, reader: SubscriptionReader) -> None:
+        if self.faults.reorder_window > 1 and not delivery.broker_dead_reason:
+            self.held.append(delivery)
+            if len(self.held) >= self.faults.reorder_window:
+                self.release_held(reader)
+            return
+        self.handle_delivery(delivery, reader)
+
+    def release_held(self, reader: SubscriptionReader) -> None:
+        held, self.held = self.held, []
+        for delivery in reversed(held):
+            self.handle_delivery(delivery, reader)
+
+    def handle_delivery(self, delivery: Delivery, reader: SubscriptionReader) -> None:
+        """Process one delivery and settle it: ack only after its transaction committed."""
+        try:
+            if delivery.broker_dead_reason:
+                outcome = self.move_broker_dead_letter(delivery)
+            else:
+                outcome = self.process(delivery, reader)
+                if outcome in ACKED_OUTCOMES - {DeliveryOutcome.DEAD_LETTERED} and self.faults.should_duplicate():
+                    self.process(delivery, reader)  # the injected redelivery: must be a duplicate
         except DatabaseError as error:
             # Even the dead-letter store is unreachable: put the message back and slow down.
             logger.error("%s cannot reach its database (%s); requeueing", self.subscription.name, error)
             close_old_connections()
-            message.requeue()
+            reader.requeue([delivery])
             time.sleep(1.0)
             return
+        if outcome not in ACKED_OUTCOMES:
+            return  # a retry: `retry_later` settled it
         if self.faults.crash_after_commit and outcome in (DeliveryOutcome.APPLIED, DeliveryOutcome.EARLY):
             self.crash_before_ack()
-        message.ack()
+        reader.ack([delivery])
 
-    def on_dead_message(self, message: Message) -> None:
-        delivery = Delivery.from_message(message)
-        reason = str(delivery.headers.get("x-first-death-reason", "delivery_limit"))
+    def move_broker_dead_letter(self, delivery: Delivery) -> str:
+        """The broker gave up on it (its delivery limit): keep it in our store with the others."""
+        reason = delivery.broker_dead_reason
         self.give_up(delivery, "delivery_limit" if reason == "delivery_limit" else f"broker_{reason}",
-                     f"dead-lettered by the broker ({reason}) from {delivery.headers.get('x-first-death-queue', '?')}",
+                     f"dead-lettered by the broker ({reason}) from {self.subscription.queue_name}",
                      envelope=None)
-        message.ack()
+        return DeliveryOutcome.DEAD_LETTERED
 
     def crash_before_ack(self) -> None:
         """The injected crash: the effect is committed, the ack never sent; the broker redelivers."""

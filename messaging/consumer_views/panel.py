@@ -5,12 +5,11 @@ import logging
 from datetime import datetime
 from urllib.parse import urlencode
 
-from amqp.exceptions import AMQPError
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
-from kombu.exceptions import KombuError
 
+from messaging.brokers import BrokerError
 from messaging.consumer_views.common import _known, _next_url, staff_required
 from messaging.dead_letters import dead_letter_list
 from messaging.models import ConsumerState, DeliveryOutcome
@@ -30,7 +29,6 @@ OUTCOME_ROWS = [
     (DeliveryOutcome.RETRY, "retries", "#ea580c"),
     (DeliveryOutcome.DEAD_LETTERED, "dead-lettered", "#dc2626"),
 ]
-BROKER_ERRORS = (OSError, KombuError, AMQPError)
 
 
 def consumer_panel_context(request, *, consumer: str, next_url: str) -> dict:
@@ -91,7 +89,7 @@ def _queues_of(subscription) -> tuple[list, str]:
     wanted = [subscription.queue_name, subscription.dead_queue_name]
     try:
         depths = {depth.queue: depth for depth in queue_depths()}
-    except BROKER_ERRORS as error:
+    except BrokerError as error:
         logger.warning("queue depths unavailable: %s", error)
         return [], f"the broker cannot be reached: {error}"
     return [depths[name] for name in wanted if name in depths], ""

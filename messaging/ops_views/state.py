@@ -11,7 +11,7 @@ from django.utils import timezone
 from messaging.faults import FaultPlan
 from messaging.models import ConsumerState
 from messaging.selectors import consumer_stats, metric_series, outbox_backlogs, queue_depths
-from messaging.topology import SUBSCRIPTIONS, UNROUTED_QUEUE
+from messaging.topology import SUBSCRIPTIONS, UNROUTED_QUEUE_NAME
 from shop import scenarios
 from shop.models import Order
 
@@ -45,7 +45,7 @@ LANES = [
          "records the reports on the customer's order page", "#0f766e"),
     Lane("work.shipping-labels", "a work queue (Celery), fed by the shipping consumer, not by the exchange", None,
          "Celery worker", "renders labels; competing workers share the jobs (no heartbeat shown here)", "#ca8a04"),
-    Lane(UNROUTED_QUEUE.name, "events no queue was bound for (RabbitMQ's alternate exchange): should stay at 0",
+    Lane(UNROUTED_QUEUE_NAME, "events no queue was bound for (kept by the broker's alternate exchange or its equivalent): should stay at 0",
          None, "nobody", "left for an operator to look at", "#64748b"),
 ]
 

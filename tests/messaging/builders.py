@@ -2,8 +2,7 @@
 import uuid
 from decimal import Decimal
 
-import kombu
-
+from messaging.brokers import event_bus
 from messaging.consumer import Delivery, EventConsumer
 from messaging.events import CONTENT_TYPE, Address, Envelope, OrderCancelled, PurchaseConfirmed, PurchaseLine
 from messaging.models import DeadLetter
@@ -32,21 +31,22 @@ def envelope(event, sequence: int = 1, event_id: uuid.UUID | None = None) -> Env
     return Envelope(event=event, sequence=sequence, id=event_id or uuid.uuid4())
 
 
-def delivery(body, *, content_type: str = CONTENT_TYPE, headers: dict | None = None, routing_key: str = "") -> Delivery:
+def delivery(body, *, content_type: str = CONTENT_TYPE, headers: dict | None = None, routing_key: str = "",
+             redeliveries: int = 0) -> Delivery:
     if isinstance(body, Envelope):
         routing_key = routing_key or body.event.routing_key()
         body = body.to_json()
     return Delivery(body=body.encode() if isinstance(body, str) else body, content_type=content_type,
-                    routing_key=routing_key, headers=headers or {})
+                    routing_key=routing_key, headers=headers or {}, redeliveries=redeliveries)
 
 
 class RecordingRetryScheduler:
-    """A fake broker-side retry: remembers what would have been put back, and when."""
+    """A fake subscription reader for `process`: remembers what `retry_later` would have put back, and when."""
 
     def __init__(self):
         self.scheduled = []
 
-    def schedule(self, delivery, *, attempt, delay_seconds):
+    def retry_later(self, delivery, *, attempt, delay_seconds):
         self.scheduled.append((delivery, attempt, delay_seconds))
 
     def redelivery(self, index: int = -1) -> Delivery:
@@ -76,28 +76,26 @@ def purchase_delivery(order_id: int) -> Delivery:
                     headers={"ce-type": "shop.purchase.confirmed", "correlation-id": f"order-{order_id}"})
 
 
-def messages_on_queue(connection: kombu.Connection, consumer: str = "shipping") -> list[kombu.Message]:
-    """Take every message off a consumer's queue on the in-memory broker."""
+def messages_on_queue(broker_url: str, consumer: str = "shipping") -> list[Delivery]:
+    """Take (and ack) every message waiting on a consumer's queue, through the event-bus port."""
     taken = []
-
-    def take(message):
-        taken.append(message)
-        message.ack()
-
-    with kombu.Consumer(connection, queues=[SUBSCRIPTIONS[consumer].queue()], on_message=take):
-        try:
-            while True:
-                connection.drain_events(timeout=0.2)
-        except TimeoutError:
-            pass
+    with event_bus(broker_url) as bus:
+        reader = bus.subscribe(SUBSCRIPTIONS[consumer], prefetch=100)
+        while batch := reader.fetch(100, 0.2):
+            reader.ack(batch)
+            taken += batch
+        reader.close()
     return taken
 
 
-def in_memory_broker(settings):
+def in_memory_broker(settings) -> str:
+    """kombu's in-process broker behind the embedded adapter, with the topology declared and emptied."""
     settings.BROKER_URL = "memory://"
-    connection = kombu.Connection("memory://")
-    messages_on_queue(connection)  # the in-memory broker lives as long as the process: start empty
-    return connection
+    with event_bus("memory://") as bus:
+        bus.declare(SUBSCRIPTIONS.values())
+    for consumer in SUBSCRIPTIONS:
+        messages_on_queue("memory://", consumer)  # the in-memory broker lives as long as the process
+    return "memory://"
 
 
 def _buggy_handler(envelope):

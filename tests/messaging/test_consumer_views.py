@@ -9,12 +9,11 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from kombu import Connection
-
 from messaging.consumer import EventConsumer
 from messaging.dead_letters import REPLAY_HEADER
 from messaging.models import ConsumerState, DeadLetter, DeliveryAttempt
-from messaging.outbox import OutboxPublisher, outbox_event_record
+from messaging.outbox import outbox_event_record, outbox_publish
+from messaging.topology import event_bus_connect
 from messaging.topology import SUBSCRIPTIONS
 from tests.messaging.builders import RecordingRetryScheduler, delivery, envelope, purchase
 from tests.messaging.builders import (
@@ -162,10 +161,9 @@ def test_the_panel_draws_its_chart_from_the_per_minute_counts(staff_browser):
 
 def test_the_queue_depth_comes_from_the_broker_and_the_embedded_one_reports_no_consumers(staff_browser, settings, tmp_path):
     settings.BROKER_URL = f"eventshop-sqlite:///{tmp_path / 'b.sqlite3'}"
-    with Connection(settings.BROKER_URL) as connection, transaction.atomic():
-        publisher = OutboxPublisher(connection)
-        for order_id in (64, 65):
-            publisher.publish(outbox_event_record(purchase(order_id=order_id), using="default"))
+    with event_bus_connect() as bus, transaction.atomic():
+        messages = [outbox_event_record(purchase(order_id=order_id), using="default") for order_id in (64, 65)]
+        outbox_publish(using="default", messages=messages, bus=bus)
 
     html = panel_html(staff_browser)
 

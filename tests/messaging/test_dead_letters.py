@@ -7,7 +7,7 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 
-from messaging.consumer import Delivery, EventConsumer
+from messaging.consumer import EventConsumer
 from messaging.dead_letters import (
     REPLAY_HEADER,
     BrokerUnavailable,
@@ -81,7 +81,7 @@ def test_a_dead_letter_that_failed_on_a_bug_is_applied_once_when_replayed_after_
     [replayed] = messages_on_queue(broker)
 
     fixed_consumer = EventConsumer(SUBSCRIPTIONS["shipping"])
-    assert fixed_consumer.process(Delivery.from_message(replayed), RecordingRetryScheduler()) == "applied"
+    assert fixed_consumer.process(replayed, RecordingRetryScheduler()) == "applied"
     assert Shipment.objects.filter(order_id=33).count() == 1
 
 
@@ -94,7 +94,7 @@ def test_a_replayed_message_that_was_in_fact_applied_is_still_deduplicated(broke
     dead_letters_replay_if_broker_reachable(consumer="shipping", dead_letters=[letter])
     [replayed] = messages_on_queue(broker)
 
-    assert consumer.process(Delivery.from_message(replayed), RecordingRetryScheduler()) == "duplicate"
+    assert consumer.process(replayed, RecordingRetryScheduler()) == "duplicate"
     assert Shipment.objects.filter(order_id=34).count() == 1
 
 
@@ -111,7 +111,7 @@ def test_a_dead_letter_recorded_from_an_applied_body_is_deduplicated_when_replay
     dead_letters_replay_if_broker_reachable(consumer="shipping", dead_letters=[letter])
     [replayed] = messages_on_queue(broker)
 
-    assert consumer.process(Delivery.from_message(replayed), RecordingRetryScheduler()) == "duplicate"
+    assert consumer.process(replayed, RecordingRetryScheduler()) == "duplicate"
     assert Shipment.objects.filter(order_id=35).count() == 1
 
 

@@ -7,22 +7,20 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from kombu import Connection, Consumer
-
-from messaging.consumer import Delivery, EventConsumer
+from messaging.consumer import EventConsumer
 from messaging.faults import FaultPlan
 from messaging.metrics import metrics_sample
 from messaging.models import ConsumerState, DeadLetter, OutboxMessage
 from messaging.operations import consumer_outage_start
 from messaging.correlation import current_correlation_id
-from messaging.outbox import OutboxPublisher, outbox_event_record, outbox_publish
-from messaging.topology import SUBSCRIPTIONS, topology_declare
+from messaging.outbox import outbox_event_record, outbox_publish
+from messaging.topology import SUBSCRIPTIONS, event_bus_connect
 from shop import scenarios
 from shop.models import Order
 from shop.services import OrderItem, ShippingAddress, order_place
 from tests.conftest import ADDRESS
 from tests.factories import ProductFactory, UserFactory
-from tests.messaging.builders import RecordingRetryScheduler, delivery, envelope, purchase
+from tests.messaging.builders import RecordingRetryScheduler, delivery, envelope, messages_on_queue, purchase
 
 pytestmark = pytest.mark.django_db(databases=["default", "shipping", "loyalty"])
 
@@ -31,8 +29,7 @@ pytestmark = pytest.mark.django_db(databases=["default", "shipping", "loyalty"])
 def broker(settings, tmp_path):
     """A real embedded broker, with every queue declared."""
     settings.BROKER_URL = f"eventshop-sqlite:///{tmp_path / 'b.sqlite3'}"
-    with Connection(settings.BROKER_URL) as connection:
-        topology_declare(connection)
+    event_bus_connect().close()
     return settings.BROKER_URL
 
 
@@ -52,20 +49,8 @@ def messages_on(response) -> list[str]:
 
 def take_messages(broker_url: str, queue_name: str) -> list:
     """Consume (and ack) everything waiting in one subscriber's queue of the broker."""
-    queue = {subscription.queue_name: subscription for subscription in SUBSCRIPTIONS.values()}[queue_name].queue()
-    taken = []
-
-    def keep(message):
-        taken.append(message)
-        message.ack()
-
-    with Connection(broker_url) as connection, Consumer(connection, queues=[queue], on_message=keep):
-        try:
-            while True:
-                connection.drain_events(timeout=0.5)
-        except TimeoutError:
-            pass
-    return taken
+    consumer = next(name for name, subscription in SUBSCRIPTIONS.items() if subscription.queue_name == queue_name)
+    return messages_on_queue(broker_url, consumer)
 
 
 # --- who may see it ------------------------------------------------------------------------------
@@ -92,10 +77,9 @@ def test_customers_get_403_from_every_page_and_control(client, customer):
 
 
 def test_the_overview_draws_every_queue_and_consumer_with_the_broker_counts(staff_browser, broker):
-    with Connection(broker) as connection, transaction.atomic():
-        publisher = OutboxPublisher(connection)
-        for order_id in (1, 2):
-            publisher.publish(outbox_event_record(purchase(order_id=order_id), using="default"))
+    with event_bus_connect() as bus, transaction.atomic():
+        messages = [outbox_event_record(purchase(order_id=order_id), using="default") for order_id in (1, 2)]
+        outbox_publish(using="default", messages=messages, bus=bus)
 
     response = staff_browser.get(reverse("ops:overview"))
 
@@ -135,9 +119,9 @@ def test_the_overview_says_checkout_latency_is_not_available_without_the_shops_p
 
 
 def test_state_json_has_the_backlog_depths_consumers_rates_and_series(staff_browser, broker):
-    with Connection(broker) as connection, transaction.atomic():
+    with event_bus_connect() as bus, transaction.atomic():
         messages = [outbox_event_record(purchase(order_id=order_id), using="default") for order_id in (1, 2, 3)]
-        outbox_publish(using="default", messages=messages[:2], publisher=OutboxPublisher(connection))
+        outbox_publish(using="default", messages=messages[:2], bus=bus)
     EventConsumer(SUBSCRIPTIONS["shipping"]).process(delivery(envelope(purchase(order_id=9))), RecordingRetryScheduler())
     ConsumerState.objects.using("shipping").update_or_create(consumer="shipping", defaults={"last_heartbeat_at": timezone.now()})
     now = timezone.now()
@@ -282,11 +266,11 @@ def test_injected_poison_that_is_not_json_really_reaches_the_queues_and_is_dead_
     [message] = take_messages(broker, "shipping.events")
     with pytest.raises(ValueError):
         json.loads(message.body)
-    assert message.delivery_info["routing_key"] == "shop.purchase.confirmed.ZZ.standard"
+    assert message.routing_key == "shop.purchase.confirmed.ZZ.standard"
     assert len(take_messages(broker, "loyalty.events")) == 1
     assert take_messages(broker, "loyalty.large-orders") == []
 
-    outcome = EventConsumer(SUBSCRIPTIONS["shipping"]).process(Delivery.from_message(message), RecordingRetryScheduler())
+    outcome = EventConsumer(SUBSCRIPTIONS["shipping"]).process(message, RecordingRetryScheduler())
 
     assert outcome == "dead_lettered"
     assert DeadLetter.objects.using("shipping").get().reason == "not_json"
@@ -298,7 +282,7 @@ def test_injected_poison_of_an_unknown_type_is_a_cloudevent_nobody_handles(staff
     [message] = take_messages(broker, "shipping.events")
     document = json.loads(message.body)
     assert document["specversion"] == "1.0" and document["type"] == "shop.purchase.teleported"
-    EventConsumer(SUBSCRIPTIONS["shipping"]).process(Delivery.from_message(message), RecordingRetryScheduler())
+    EventConsumer(SUBSCRIPTIONS["shipping"]).process(message, RecordingRetryScheduler())
     assert DeadLetter.objects.using("shipping").get().reason == "unknown_type"
 
 

@@ -1,14 +1,12 @@
 """What the dashboards read: counts per outcome, queue depths from the broker, backlog, samples."""
 import pytest
 from django.db import transaction
-from kombu import Connection
-
 from messaging.consumer import EventConsumer
 from messaging.metrics import metrics_sample
 from messaging.models import MetricSample
-from messaging.outbox import OutboxPublisher, outbox_event_record
+from messaging.outbox import outbox_event_record, outbox_publish
 from messaging.selectors import consumer_stats, metric_series, outbox_backlogs, queue_depths
-from messaging.topology import SUBSCRIPTIONS
+from messaging.topology import SUBSCRIPTIONS, event_bus_connect
 from tests.messaging.builders import RecordingRetryScheduler, delivery, envelope, purchase
 
 pytestmark = pytest.mark.django_db(databases=["default", "shipping", "loyalty"])
@@ -33,10 +31,9 @@ def test_consumer_stats_count_each_outcome_in_total_and_in_the_last_minute():
 
 def test_queue_depths_are_read_from_the_broker(settings, tmp_path):
     settings.BROKER_URL = f"eventshop-sqlite:///{tmp_path / 'broker.sqlite3'}"
-    with Connection(settings.BROKER_URL) as connection, transaction.atomic():
-        publisher = OutboxPublisher(connection)
-        for order_id in (1, 2):
-            publisher.publish(outbox_event_record(purchase(order_id=order_id), using="default"))
+    with event_bus_connect() as bus, transaction.atomic():
+        messages = [outbox_event_record(purchase(order_id=order_id), using="default") for order_id in (1, 2)]
+        outbox_publish(using="default", messages=messages, bus=bus)
 
     depths = {depth.queue: depth.ready for depth in queue_depths()}
 
@@ -57,8 +54,7 @@ def test_a_metrics_sample_records_depths_backlog_and_rates(settings, tmp_path):
     from django.utils import timezone
 
     settings.BROKER_URL = f"eventshop-sqlite:///{tmp_path / 'broker.sqlite3'}"
-    with Connection(settings.BROKER_URL) as connection:
-        OutboxPublisher(connection)  # declares the queues
+    event_bus_connect().close()  # declares the queues
     with transaction.atomic():
         outbox_event_record(purchase(order_id=4), using="default")
     now = timezone.now()

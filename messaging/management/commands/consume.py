@@ -3,6 +3,8 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
+from messaging.brokers import BrokerConfigurationError
+from messaging.connecting import BrokerUnreachable
 from messaging.consumer import EventConsumer
 from messaging.topology import SUBSCRIPTIONS
 
@@ -17,4 +19,7 @@ class Command(BaseCommand):
         if subscriber not in SUBSCRIPTIONS:
             raise CommandError(f"unknown subscriber {subscriber!r}")
         logging.getLogger(__name__).info("starting the %s consumer", subscriber)
-        EventConsumer(SUBSCRIPTIONS[subscriber]).run()
+        try:
+            EventConsumer(SUBSCRIPTIONS[subscriber]).run()
+        except (BrokerConfigurationError, BrokerUnreachable) as error:
+            raise CommandError(str(error)) from None

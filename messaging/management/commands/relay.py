@@ -1,7 +1,9 @@
 """`python manage.py relay`: publish outbox rows that were not published right after commit."""
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from messaging.brokers import BrokerConfigurationError
+from messaging.connecting import BrokerUnreachable
 from messaging.relay import OutboxRelay
 
 
@@ -13,4 +15,7 @@ class Command(BaseCommand):
                             help="an outbox to sweep (repeatable); default: all of them")
 
     def handle(self, *args, databases=None, **options):
-        OutboxRelay(databases or list(settings.DATABASES)).run()
+        try:
+            OutboxRelay(databases or list(settings.DATABASES)).run()
+        except (BrokerConfigurationError, BrokerUnreachable) as error:
+            raise CommandError(str(error)) from None

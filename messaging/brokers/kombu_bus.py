@@ -1,0 +1,281 @@
+"""What the RabbitMQ and embedded adapters share: kombu's AMQP model (exchanges, queues, bindings).
+
+The topology: one durable topic exchange for the events, one durable queue per subscriber bound
+by the subscriber's routing-key patterns, a dead queue per subscriber for what the broker itself
+gives up on, and an alternate exchange that keeps events no queue is bound for. Each subclass adds
+what its broker does differently: queue arguments, how a retry waits, what depth it can report.
+"""
+from __future__ import annotations
+
+import socket
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from amqp.exceptions import AMQPError
+from kombu import Connection, Consumer, Exchange, Producer, Queue
+from kombu.exceptions import KombuError
+from kombu.message import Message
+
+from messaging.brokers.base import (
+    ATTEMPT_HEADER,
+    BrokerError,
+    Delivery,
+    EventBus,
+    OutgoingMessage,
+    PublishResult,
+    QueueDepth,
+    SubscriptionReader,
+)
+from messaging.events import EXCHANGE_NAME
+from messaging.topology import UNROUTED_QUEUE_NAME, Subscription
+
+EVENTS_EXCHANGE = Exchange(
+    EXCHANGE_NAME,
+    type="topic",
+    durable=True,
+    # An event no queue is bound for is not dropped silently: the broker hands it to this exchange.
+    arguments={"alternate-exchange": f"{EXCHANGE_NAME}.unrouted"},
+)
+UNROUTED_EXCHANGE = Exchange(f"{EXCHANGE_NAME}.unrouted", type="fanout", durable=True)
+UNROUTED_QUEUE = Queue(UNROUTED_QUEUE_NAME, exchange=UNROUTED_EXCHANGE, routing_key="", durable=True)
+# Where RabbitMQ puts a message that exceeded a queue's delivery limit (a consumer died on it
+# again and again); each consumer drains its own dead queue into its dead-letter store.
+DEAD_LETTER_EXCHANGE = Exchange(f"{EXCHANGE_NAME}.dead", type="direct", durable=True)
+DEFAULT_EXCHANGE = Exchange("")
+# Headers the broker adds on its way; a copy we send again must not carry them forward.
+BROKER_HEADERS = frozenset({
+    "x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+    "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason",
+})
+
+
+class KombuBus(EventBus):
+    """An EventBus over one kombu connection. Subclasses set the transport options and the retry."""
+
+    HEARTBEAT_SECONDS = 0
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0):
+        self.url = url
+        self.connection = Connection(url, connect_timeout=connect_timeout, heartbeat=self.HEARTBEAT_SECONDS,
+                                     transport_options=self.transport_options())
+        self.errors = (OSError, KombuError, AMQPError, *self.connection.connection_errors,
+                       *self.connection.channel_errors)
+        with self.translated_errors("reach"):
+            # Fail at once: the caller decides how long to wait and how to say so.
+            self.connection.ensure_connection(max_retries=0)
+            self.producer = Producer(self.connection.channel())
+
+    # --- subclasses ----------------------------------------------------------------------------
+
+    def transport_options(self) -> dict:
+        return {}
+
+    def subscriber_queue(self, subscription: Subscription) -> Queue:
+        return Queue(subscription.queue_name, durable=True)
+
+    def declare_extra(self, subscription: Subscription, channel) -> None:
+        """Anything else a subscriber needs on this broker (delay queues)."""
+
+    def send_retry(self, producer: Producer, reader: KombuReader, delivery: Delivery, *, attempt: int,
+                   delay_seconds: float) -> None:
+        raise NotImplementedError
+
+    def consumer_count(self, declared) -> int | None:
+        return None
+
+    # --- the port ------------------------------------------------------------------------------
+
+    def declare(self, subscriptions: Iterable[Subscription]) -> None:
+        with self.translated_errors("declare the topology on"):
+            channel = self.connection.default_channel
+            for exchange in (UNROUTED_EXCHANGE, EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE):
+                exchange(channel).declare()
+            UNROUTED_QUEUE(channel).declare()
+            for subscription in subscriptions:
+                dead_queue(subscription)(channel).declare()
+                queue = self.subscriber_queue(subscription)(channel)
+                queue.declare()
+                for binding_key in subscription.bindings():
+                    queue.bind_to(exchange=EVENTS_EXCHANGE.name, routing_key=binding_key)
+                self.declare_extra(subscription, channel)
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        return self._send(messages, exchange=EVENTS_EXCHANGE, routing_key=None)
+
+    def send_to_queue(self, queue_name: str, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        return self._send(messages, exchange=DEFAULT_EXCHANGE, routing_key=queue_name)
+
+    def _send(self, messages: Sequence[OutgoingMessage], *, exchange: Exchange, routing_key: str | None) -> PublishResult:
+        confirmed: list[str] = []
+        for message in messages:
+            try:
+                # On a confirming connection (RabbitMQ) this returns once the broker confirmed it.
+                self.producer.publish(
+                    message.body,
+                    exchange=exchange,
+                    routing_key=message.routing_key if routing_key is None else routing_key,
+                    content_type=message.content_type,
+                    content_encoding="utf-8" if message.content_type else "binary",
+                    delivery_mode=2,
+                    message_id=message.message_id,
+                    headers={key: value for key, value in message.headers.items() if key not in BROKER_HEADERS},
+                    retry=False,
+                )
+            except self.errors as error:
+                return PublishResult(tuple(confirmed), BrokerError(f"{type(error).__name__}: {error}"))
+            confirmed.append(message.message_id)
+        return PublishResult(tuple(confirmed))
+
+    def subscribe(self, subscription: Subscription, *, prefetch: int) -> KombuReader:
+        with self.translated_errors("subscribe on"):
+            return KombuReader(self, subscription, prefetch=prefetch)
+
+    def queue_depths(self, queue_names: Sequence[str]) -> list[QueueDepth]:
+        depths = []
+        with self.translated_errors("read queue depths from"):
+            channel = self.connection.channel()
+            for name in queue_names:
+                try:
+                    declared = channel.queue_declare(name, passive=True)
+                except self.connection.channel_errors:
+                    # A failed passive declare closes an AMQP channel: open a fresh one for the next.
+                    channel = self.connection.channel()
+                    depths.append(QueueDepth(name, None, None))
+                    continue
+                depths.append(QueueDepth(name, declared.message_count, self.consumer_count(declared)))
+            channel.close()
+        return depths
+
+    def close(self) -> None:
+        try:
+            self.connection.release()
+        except self.errors:
+            pass  # already broken: dropping it is all we want
+
+    def translated_errors(self, doing: str):
+        return _TranslatedErrors(self, doing)
+
+
+class _TranslatedErrors:
+    """`with bus.translated_errors("publish to"):` turns kombu/amqp/socket errors into BrokerError."""
+
+    def __init__(self, bus: KombuBus, doing: str):
+        self.bus, self.doing = bus, doing
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, error, traceback):
+        if error is not None and isinstance(error, self.bus.errors):
+            raise BrokerError(f"cannot {self.doing} the broker at {EventBus.describe_url(self.bus.url)}: "
+                              f"{type(error).__name__}: {error}") from error
+        return False
+
+
+def dead_queue(subscription: Subscription) -> Queue:
+    return Queue(subscription.dead_queue_name, exchange=DEAD_LETTER_EXCHANGE,
+                 routing_key=subscription.dead_queue_name, durable=True)
+
+
+class KombuReader(SubscriptionReader):
+    """A subscriber's queue and its dead queue on one channel each; deliveries are buffered by the
+    consumer callbacks and handed out by `fetch`, so no work ever runs inside a kombu callback."""
+
+    def __init__(self, bus: KombuBus, subscription: Subscription, *, prefetch: int):
+        self.bus = bus
+        self.subscription = subscription
+        self.buffer: deque[Delivery] = deque()
+        self.channel = bus.connection.channel()
+        self.consumer = Consumer(self.channel, queues=[bus.subscriber_queue(subscription)],
+                                 on_message=self._buffer, prefetch_count=prefetch)
+        self.dead_consumer = Consumer(bus.connection.channel(), queues=[dead_queue(subscription)],
+                                      on_message=self._buffer_dead, prefetch_count=prefetch)
+        self.publish_producer = Producer(bus.connection.channel())
+        self.consumer.consume()
+        self.dead_consumer.consume()
+        self.consuming = True
+
+    def _buffer(self, message: Message) -> None:
+        self.buffer.append(_delivery(message))
+
+    def _buffer_dead(self, message: Message) -> None:
+        delivery = _delivery(message)
+        delivery.broker_dead_reason = str(delivery.headers.get("x-first-death-reason", "delivery_limit"))
+        self.buffer.append(delivery)
+
+    def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        with self.bus.translated_errors("receive from"):
+            if not self.buffer:
+                self._drain(timeout)
+            # Take what else is already on the wire, without waiting for more.
+            while self.buffer and len(self.buffer) < max_messages and self._drain(0.001):
+                pass
+        taken = []
+        while self.buffer and len(taken) < max_messages:
+            taken.append(self.buffer.popleft())
+        return taken
+
+    def _drain(self, timeout: float) -> bool:
+        try:
+            self.bus.connection.drain_events(timeout=timeout)
+        except socket.timeout:
+            self.bus.connection.heartbeat_check()
+            return False
+        return True
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        with self.bus.translated_errors("acknowledge on"):
+            for delivery in deliveries:
+                delivery.handle.ack()
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        with self.bus.translated_errors("requeue on"):
+            for delivery in deliveries:
+                delivery.handle.requeue()
+
+    def retry_later(self, delivery: Delivery, *, attempt: int, delay_seconds: float) -> None:
+        with self.bus.translated_errors("schedule a retry on"):
+            # The copy first, then the ack: a crash between the two leaves a duplicate, never a loss.
+            self.bus.send_retry(self.publish_producer, self, delivery, attempt=attempt, delay_seconds=delay_seconds)
+            delivery.handle.ack()
+
+    def pause(self) -> None:
+        if self.consuming:
+            with self.bus.translated_errors("pause on"):
+                self.consumer.cancel()
+                # What was buffered goes back at once for another consumer (or for us after resume).
+                self.requeue([self.buffer.popleft() for _ in range(len(self.buffer))])
+            self.consuming = False
+
+    def resume(self) -> None:
+        if not self.consuming:
+            with self.bus.translated_errors("resume on"):
+                self.consumer.consume()
+            self.consuming = True
+
+    def close(self) -> None:
+        try:
+            self.consumer.cancel()
+            self.dead_consumer.cancel()
+            self.channel.close()
+        except self.bus.errors:
+            pass  # the connection is gone: the broker returns unsettled messages itself
+
+
+def retry_headers(delivery: Delivery, attempt: int) -> dict:
+    headers = {key: value for key, value in delivery.headers.items() if key not in BROKER_HEADERS}
+    headers[ATTEMPT_HEADER] = attempt
+    return headers
+
+
+def _delivery(message: Message) -> Delivery:
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    headers = dict(message.headers or {})
+    return Delivery(
+        body=body,
+        content_type=message.content_type or "",
+        routing_key=message.delivery_info.get("routing_key", ""),
+        headers=headers,
+        redeliveries=int(headers.get("x-delivery-count", 0) or 0),
+        handle=message,
+    )
