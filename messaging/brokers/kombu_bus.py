@@ -60,6 +60,7 @@ class KombuBus(EventBus):
                                      transport_options=self.transport_options())
         self.errors = (OSError, KombuError, AMQPError, *self.connection.connection_errors,
                        *self.connection.channel_errors)
+        self.events_exchange_declared = False
         with self.translated_errors("reach"):
             # Fail at once: the caller decides how long to wait and how to say so.
             self.connection.ensure_connection(max_retries=0)
@@ -100,6 +101,16 @@ class KombuBus(EventBus):
                 self.declare_extra(subscription, channel)
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        if not self.events_exchange_declared:
+            # The embedded broker routes in the publisher: it must know the exchange's alternate
+            # exchange even when this bus declared nothing else (RabbitMQ: an idempotent no-op).
+            try:
+                with self.translated_errors("declare the events exchange on"):
+                    for exchange in (UNROUTED_EXCHANGE, EVENTS_EXCHANGE):
+                        exchange(self.connection.default_channel).declare()
+            except BrokerError as error:
+                return PublishResult((), error)
+            self.events_exchange_declared = True
         return self._send(messages, exchange=EVENTS_EXCHANGE, routing_key=None)
 
     def send_to_queue(self, queue_name: str, messages: Sequence[OutgoingMessage]) -> PublishResult:

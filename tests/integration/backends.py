@@ -30,6 +30,11 @@ POSTGRES_PASSWORD = os.environ.get("TEST_POSTGRES_PASSWORD", "")
 RABBITMQ_HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1")
 RABBITMQ_PORT = int(os.environ.get("TEST_RABBITMQ_PORT", "5672"))
 RABBITMQ_MANAGEMENT_URL = os.environ.get("TEST_RABBITMQ_MANAGEMENT_URL", f"http://{RABBITMQ_HOST}:15672")
+# ActiveMQ (scripts/activemq/start.sh) over STOMP, and the SQS + SNS emulator (scripts/sqs/start.sh).
+ACTIVEMQ_HOST = os.environ.get("TEST_ACTIVEMQ_HOST", "127.0.0.1")
+ACTIVEMQ_STOMP_PORT = int(os.environ.get("TEST_ACTIVEMQ_STOMP_PORT", "61613"))
+SQS_HOST = os.environ.get("TEST_SQS_HOST", "127.0.0.1")
+SQS_PORT = int(os.environ.get("TEST_SQS_PORT", "4566"))
 SERVICE_ALIASES = ("default", "shipping", "loyalty")
 
 
@@ -194,16 +199,54 @@ def rabbitmq_postgres_backend(tmp_path):
 
 
 @pytest.fixture
+def activemq_postgres_backend(tmp_path):
+    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+    require_service("ActiveMQ (STOMP)", ACTIVEMQ_HOST, ACTIVEMQ_STOMP_PORT)
+    databases = PostgresDatabases()
+    databases.create()
+    try:
+        # A namespace of its own: a run never sees another run's destinations or messages.
+        yield Backend("activemq+postgres", databases,
+                      f"stomp://{ACTIVEMQ_HOST}:{ACTIVEMQ_STOMP_PORT}?namespace=it{uuid.uuid4().hex[:8]}")
+    finally:
+        databases.drop()
+
+
+@pytest.fixture
+def sqs_postgres_backend(tmp_path):
+    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+    require_service("the SQS + SNS emulator", SQS_HOST, SQS_PORT)
+    databases = PostgresDatabases()
+    databases.create()
+    try:
+        # A short visibility timeout: a killed consumer's message comes back within the test's patience.
+        yield Backend("sqs+postgres", databases,
+                      f"sqs://us-east-1?endpoint=http://{SQS_HOST}:{SQS_PORT}&namespace=it{uuid.uuid4().hex[:8]}"
+                      "&visibility_timeout=3")
+    finally:
+        databases.drop()
+
+
+@pytest.fixture
 def embedded_backend(tmp_path):
     databases = SqliteDatabases(tmp_path / "embedded")
     databases.create()
     yield Backend("embedded", databases, f"eventshop-sqlite:///{tmp_path / 'embedded' / 'broker.sqlite3'}")
 
 
+BACKEND_FIXTURES = {"embedded": "embedded_backend", "rabbitmq+postgres": "rabbitmq_postgres_backend",
+                    "activemq+postgres": "activemq_postgres_backend", "sqs+postgres": "sqs_postgres_backend"}
+
+
 @pytest.fixture(params=["embedded", "rabbitmq+postgres"])
 def backend(request):
-    name = "embedded_backend" if request.param == "embedded" else "rabbitmq_postgres_backend"
-    return request.getfixturevalue(name)
+    return request.getfixturevalue(BACKEND_FIXTURES[request.param])
+
+
+@pytest.fixture(params=list(BACKEND_FIXTURES))
+def any_broker_backend(request):
+    """Each of the four brokers the port supports, for the scenarios run once per broker."""
+    return request.getfixturevalue(BACKEND_FIXTURES[request.param])
 
 
 def _stack(backend: Backend, tmp_path: Path):
@@ -220,6 +263,12 @@ def _stack(backend: Backend, tmp_path: Path):
 def stack(backend, tmp_path):
     """A prepared deployment on each backend; tests start the processes they need."""
     yield from _stack(backend, tmp_path)
+
+
+@pytest.fixture
+def any_broker_stack(any_broker_backend, tmp_path):
+    """A prepared deployment on each of the four brokers."""
+    yield from _stack(any_broker_backend, tmp_path)
 
 
 @pytest.fixture

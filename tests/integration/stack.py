@@ -11,13 +11,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import closing
 from pathlib import Path
 
 import requests
-from kombu import Connection, Exchange, Producer
-
-from messaging.events import CONTENT_TYPE, EXCHANGE_NAME
+from messaging.brokers import OutgoingMessage, event_bus
+from messaging.events import CONTENT_TYPE
 from messaging.transport import register_transport_alias
 
 register_transport_alias()
@@ -45,11 +45,19 @@ def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.2, what:
 
 
 def publish_raw(broker_url: str, body: str | bytes, routing_key: str, *, content_type: str = CONTENT_TYPE) -> None:
-    """Publish a message as any producer could: straight to the exchange, no outbox."""
-    with Connection(broker_url) as connection:
-        producer = Producer(connection.default_channel)
-        producer.publish(body, exchange=Exchange(EXCHANGE_NAME, type="topic", durable=True, passive=True),
-                         routing_key=routing_key, content_type=content_type, content_encoding="utf-8", retry=False)
+    """Publish a message as any producer could: straight to the events topic, no outbox."""
+    body = body.encode() if isinstance(body, str) else body
+    with event_bus(broker_url) as bus:
+        result = bus.publish([OutgoingMessage(message_id=str(uuid.uuid4()), routing_key=routing_key, body=body,
+                                              content_type=content_type)])
+    assert result.error is None, f"the broker refused the message: {result.error}"
+
+
+def queue_depth(broker_url: str, queue_name: str) -> dict:
+    """{"ready": n, "consumers": n or None} as the broker reports them now, through the port."""
+    with event_bus(broker_url) as bus:
+        [depth] = bus.queue_depths([queue_name])
+    return {"ready": depth.ready, "consumers": depth.consumers}
 
 
 class Stack:

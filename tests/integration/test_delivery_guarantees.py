@@ -8,10 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 
 import requests
-from kombu import Connection, Producer
+from kombu import Connection
 
-from messaging.topology import EVENTS_EXCHANGE, topology_declare
-from tests.integration.stack import publish_raw, wait_until
+from tests.integration.stack import publish_raw, queue_depth, wait_until
 
 UNREACHABLE_BROKER = {"BROKER_URL": "amqp://guest:guest@127.0.0.1:1//"}
 
@@ -38,15 +37,10 @@ def as_datetime(value) -> datetime:
 
 def wait_for_two_consumers_on_each_queue(stack) -> None:
     """RabbitMQ counts the consumers subscribed to a queue: wait until both processes listen."""
-    with Connection(stack.backend.broker_url) as connection:
-        def consumers_on(queue: str) -> int:
-            channel = connection.channel()  # a failed passive declare closes its channel
-            try:
-                return channel.queue_declare(queue, passive=True).consumer_count
-            except connection.channel_errors:
-                return 0  # not declared yet
-        wait_until(lambda: consumers_on("shipping.events") == 2 and consumers_on("loyalty.events") == 2,
-                   what="two consumers on each queue")
+    def consumers_on(queue: str) -> int:
+        return queue_depth(stack.backend.broker_url, queue)["consumers"] or 0  # None: not declared yet
+    wait_until(lambda: consumers_on("shipping.events") == 2 and consumers_on("loyalty.events") == 2,
+               what="two consumers on each queue")
 
 
 # --- duplicates and requeues --------------------------------------------------------------------
@@ -247,15 +241,12 @@ def test_an_event_no_queue_is_bound_for_is_kept_by_the_alternate_exchange(stack)
     stack.start("shipping")  # declares the topology
     wait_until(lambda: stack.backend.sql("shipping", "SELECT 1 FROM messaging_consumerstate"), what="shipping to start")
 
-    with Connection(stack.backend.broker_url) as connection:
-        topology_declare(connection)  # as every Eventshop publisher does
-        Producer(connection.default_channel).publish(
-            b'{"not": "for anyone"}', exchange=EVENTS_EXCHANGE, routing_key="warehouse.stock.counted",
-            content_type="application/json", content_encoding="utf-8")
+    publish_raw(stack.backend.broker_url, b'{"not": "for anyone"}', "warehouse.stock.counted",
+                content_type="application/json")
 
-        def unrouted_count():
-            return connection.channel().queue_declare("shop.events.unrouted", passive=True).message_count
-        assert wait_until(unrouted_count, what="the unroutable event to be kept") == 1
+    def unrouted_count():
+        return queue_depth(stack.backend.broker_url, "shop.events.unrouted")["ready"]
+    assert wait_until(unrouted_count, what="the unroutable event to be kept") == 1
 
 
 # --- the three routing models -------------------------------------------------------------------
