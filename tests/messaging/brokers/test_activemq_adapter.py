@@ -1,5 +1,6 @@
 """The ActiveMQ adapter against the real broker (scripts/activemq/start.sh), each test in its own namespace."""
 import os
+import socket
 import time
 import uuid
 
@@ -231,6 +232,19 @@ def test_queue_depths_count_ready_messages_and_consumers(bus, open_reader):
 
 def _depth(queue, ready, consumers):
     return QueueDepth(queue, ready, consumers)
+
+
+def test_a_connection_lost_mid_fetch_is_a_broker_error_from_fetch_and_ack(bus, open_reader):
+    bus.publish([event("shop.order.cancelled.o-1")])
+    reader = open_reader()
+    deliveries = fetch_until(reader, 1, settle=False)
+
+    reader.link.connection.transport.socket.shutdown(socket.SHUT_RDWR)  # the network goes
+
+    with pytest.raises(BrokerError):
+        reader.fetch(1, timeout=5)
+    with pytest.raises(BrokerError):
+        reader.ack(deliveries)
 
 
 def test_an_unreachable_broker_is_a_broker_error():
