@@ -255,7 +255,8 @@ class SqsBus(EventBus):
         delivery_limit=(f"The redrive policy's maxReceiveCount ({QUEUE_DELIVERY_LIMIT} receives, retries included) "
                         "moves a message to the subscriber's DLQ."),
         dead_letters="Each subscriber queue redrives to its own DLQ; the consumer drains it every few seconds.",
-        delayed_delivery="Native: a retried message stays invisible for its delay (ChangeMessageVisibility, at most 12 h).",
+        delayed_delivery=("Native: a retried message stays invisible for its delay (ChangeMessageVisibility, "
+                          "at most 12 h); on FIFO queues it holds up its message group meanwhile."),
         per_key_ordering="None on standard queues; with fifo=1, per message group (the ordering key).",
         unrouted_events=("A catch-all queue filtered with the negation of every binding; an event only a `*` or "
                          "tail pattern takes (no `<words>.#` binding covers it) reaches it too."),
@@ -316,9 +317,10 @@ class SqsBus(EventBus):
         if queue_name not in self._queue_urls:
             with self._errors(f"look up {queue_name}"):
                 try:
-                    self._queue_urls[queue_name] = self.sqs.get_queue_url(QueueName=self.options.name(queue_name))["QueueUrl"]
+                    response = self.sqs.get_queue_url(QueueName=self.options.name(queue_name))
                 except self.sqs.exceptions.QueueDoesNotExist:
                     return None
+            self._queue_urls[queue_name] = response["QueueUrl"]
         return self._queue_urls[queue_name]
 
     def _create_queue(self, queue_name: str, attributes: dict[str, str]) -> tuple[str, str]:

@@ -35,13 +35,13 @@ LARGE_ORDERS = Subscription(name="loyalty-bonus", queue_name="loyalty.large-orde
 @pytest.fixture
 def sqs_bus():
     """Opens buses on the emulator under one fresh namespace: `sqs_bus(fifo=1, visibility_timeout=1)`."""
-    require_service("The SQS/SNS emulator (scripts/sqs/start.sh)", EMULATOR_HOST, EMULATOR_PORT)
+    require_service("SQS/SNS emulator (scripts/sqs/start.sh)", EMULATOR_HOST, EMULATOR_PORT)
     namespace = f"t{uuid.uuid4().hex[:12]}"
     opened = []
 
     def open_bus(**options) -> SqsBus:
-        query = "&".join(f"{key}={value}" for key, value in
-                         {"endpoint": f"http://{EMULATOR_HOST}:{EMULATOR_PORT}", "namespace": namespace, **options}.items())
+        options = {"endpoint": f"http://{EMULATOR_HOST}:{EMULATOR_PORT}", "namespace": namespace, **options}
+        query = "&".join(f"{key}={value}" for key, value in options.items())
         bus = event_bus(f"sqs://us-east-1?{query}", connect_timeout=2)
         opened.append(bus)
         return bus
@@ -273,8 +273,10 @@ def test_send_to_queue_puts_a_replayed_message_on_the_subscribers_queue_as_it_wa
         confirmed=tuple(m.message_id for m in replayed))
 
     deliveries = fetch_until(bus.subscribe(SHIPPING, prefetch=10), 2)
-    assert sorted((d.body, d.routing_key, json.dumps(d.headers, sort_keys=True), d.content_type) for d in deliveries) == \
-        sorted((m.body, m.routing_key, json.dumps(m.headers, sort_keys=True), m.content_type) for m in replayed)
+    def as_sent(item):
+        return item.body, item.routing_key, json.dumps(item.headers, sort_keys=True), item.content_type
+
+    assert sorted(map(as_sent, deliveries)) == sorted(map(as_sent, replayed))
     assert sorted(d.attempt for d in deliveries) == [1, 4]
     assert isinstance(bus.send_to_queue("nobody.events", replayed).error, BrokerError)
 
