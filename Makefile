@@ -6,8 +6,22 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make demo BROKER=rabbitmq|activemq|sqs` runs the same demo on that broker (databases stay the
+# embedded SQLite files), starting ActiveMQ or the SQS emulator when none is running.
+BROKER ?= embedded
+ifeq ($(BROKER),rabbitmq)
+export BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+else ifeq ($(BROKER),activemq)
+export BROKER_URL ?= stomp://127.0.0.1:61613
+START_BROKER := bash scripts/activemq/start.sh
+else ifeq ($(BROKER),sqs)
+export BROKER_URL ?= sqs://us-east-1?endpoint=http://127.0.0.1:4566
+START_BROKER := bash scripts/sqs/start.sh
+else ifneq ($(BROKER),embedded)
+$(error BROKER=$(BROKER): use embedded, rabbitmq, activemq or sqs)
+endif
 
-.PHONY: install browser demo test test-fast migrate seed clean
+.PHONY: install browser brokers demo test test-fast migrate seed clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +41,16 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 demo: seed
+	$(START_BROKER)
 	$(BIN)/python manage.py demo --host $(HOST) --port $(PORT)
 
-test: install browser
+# ActiveMQ and the SQS + SNS emulator, for the tests that run on every broker (idempotent). Without
+# them (not root, no package registry) their tests skip with the reason, or fail in CI.
+brokers: install
+	-bash scripts/activemq/start.sh
+	-EVENTSHOP_VENV=$(VENV) bash scripts/sqs/start.sh
+
+test: install browser brokers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Unit tests only: no RabbitMQ, PostgreSQL or browser needed.

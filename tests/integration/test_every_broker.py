@@ -90,10 +90,13 @@ def test_every_guarantee_holds_on_each_broker(any_broker_stack):
     cancelled = envelope(cancellation(order_id=order_id), sequence=2)
     publish_raw(url, cancelled.to_json(), cancelled.event.routing_key())
     publish_raw(url, purchased.to_json(), purchased.event.routing_key())
-    for consumer in ("shipping", "loyalty"):
-        wait_until(lambda: {str(purchased.id), str(cancelled.id)} <= {
-            row[0] for row in attempts(stack, consumer) if row[2] in ("early", "stale")},
-            timeout=60, what=f"{consumer} to take both events of order {order_id}")
+    wait_until(lambda: {str(purchased.id), str(cancelled.id)} <= {
+        row[0] for row in attempts(stack, "shipping") if row[2] in ("early", "stale")},
+        timeout=60, what=f"shipping to apply the cancellation early and skip the purchase as stale ({order_id})")
+    # Loyalty's retries (the fault above) may bring the two back in either order: the effect nets out all the same.
+    wait_until(lambda: {str(purchased.id), str(cancelled.id)} <= {
+        row[0] for row in attempts(stack, "loyalty") if row[2] in ("applied", "early", "stale")},
+        timeout=60, what=f"loyalty to take both events of order {order_id}")
     [shipment] = stack.shipments(order_id)
     assert shipment["status"] == "cancelled" and shipment["cancelled_before_purchase"]
     assert sum(entry["points"] for entry in stack.points(order_id)) == 0

@@ -170,7 +170,7 @@ def test_the_queue_depth_comes_from_the_broker_and_the_embedded_one_reports_no_c
     queues = dict(re.findall(r'<tr data-queue="([^"]+)">.*?<td class="num" data-ready>(.*?)</td>', html, re.S))
     assert queues == {"shipping.events": "2", "shipping.events.dead": "0"}
     assert re.findall(r"<td class=\"num\" data-consumers>(.*?)</td>", html) == ["—", "—"]
-    assert "the embedded broker does not report consumers" in html
+    assert "Embedded (SQLite) does not report consumers" in html
 
 
 def test_the_panel_says_so_when_the_broker_cannot_be_reached(staff_browser, settings):

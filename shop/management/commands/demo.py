@@ -14,6 +14,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from messaging.brokers import EventBus, adapter_class
+
 RESTART_MAX_SECONDS = 30
 
 
@@ -105,7 +107,8 @@ class Command(BaseCommand):
   Shop            {base}/
   API docs        {base}/api/docs/
   Admin           {base}/admin/
-  Broker          {settings.BROKER_URL}
+  Broker          {adapter_class().capabilities.name}: {EventBus.describe_url(settings.BROKER_URL)}
+  Work queues     {EventBus.describe_url(settings.CELERY_BROKER_URL)} (Celery)
 
   Log in as       demo  / {settings.DEMO_PASSWORD}   (customer)
                   staff / {settings.DEMO_PASSWORD}   (staff: dashboards, admin)
