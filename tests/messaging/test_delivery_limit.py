@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db(databases=["default", "shipping"])
 
 
 def redelivered(order_id: int, times: int):
-    return delivery(envelope(purchase(order_id=order_id)), headers={"x-delivery-count": times})
+    return delivery(envelope(purchase(order_id=order_id)), redeliveries=times)
 
 
 @pytest.mark.parametrize("redeliveries", [QUEUE_DELIVERY_LIMIT, QUEUE_DELIVERY_LIMIT + 5])
