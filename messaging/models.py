@@ -35,6 +35,21 @@ class OutboxMessage(models.Model):
         return f"{self.event_type} #{self.sequence} for {self.subject}"
 
 
+class RedeliveryCount(models.Model):
+    """How often a broker that cannot count (STOMP says only "redelivered") handed this consumer the
+    same message again without a settlement: the delivery limit's count for those brokers."""
+
+    consumer = models.CharField(max_length=64)
+    message_id = models.CharField(max_length=200)
+    redeliveries = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "message_id"], name="redelivery_count_unique_message"),
+        ]
+
+
 class InboxMessage(models.Model):
     """One row per event a consumer has taken in; the unique key is what makes a redelivery harmless."""
 

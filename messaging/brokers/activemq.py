@@ -265,10 +265,12 @@ class ActiveMQBus(EventBus):
                         "words from the end) on selector-aware virtual-topic queues; '*' and one '#' per "
                         "pattern, with AMQP's meaning; the selector cache keeps them while consumers are away.",
         delivery_count="Not exact: STOMP shows only 'redelivered', so redeliveries is 1 for any redelivery and 0 "
-                       "otherwise; the broker counts internally for its limit, our header counts handled failures.",
+                       "otherwise; the broker counts internally for its limit, our header counts handled failures, and the runtime counts "
+                       "crash redeliveries by message id in its database.",
         delivery_limit=f"The redelivery plugin redelivers a NACKed message with backoff and dead-letters it after "
                        f"{QUEUE_DELIVERY_LIMIT} deliveries; a consumer that dies without settling gets the message "
-                       f"back at once, counted by the broker but never dead-lettered for that alone.",
+                       f"back at once, never dead-lettered by the broker for that alone: the runtime counts those "
+                       f"redeliveries by message id and dead-letters past the same limit.",
         dead_letters="One DLQ per queue (DLQ.<queue>, individualDeadLetterStrategy), consumed next to the queue "
                      "and handed over with broker_dead_reason='delivery_limit'.",
         delayed_delivery="Native: a retried copy carries AMQ_SCHEDULED_DELAY and the broker's scheduler puts it "
@@ -527,6 +529,8 @@ def _delivery(frame) -> Delivery:
         headers={key: value for key, value in headers.items()
                  if key not in BROKER_HEADERS and not _is_routing_header(key)},
         redeliveries=1 if headers.get("redelivered") == "true" else 0,
+        redeliveries_exact=False,
+        message_id=headers.get("message-id", ""),
         broker_dead_reason="delivery_limit" if dead else "",
         handle=headers["ack"],
     )

@@ -64,6 +64,11 @@ class Delivery:
     headers: dict
     # How often the broker delivered this very message before without a settlement (consumer crashes).
     redeliveries: int = 0
+    # False where the broker only says "redelivered" (STOMP): `redeliveries` is then 1 for any number
+    # of redeliveries, and the runtime counts them itself by `message_id` (the broker's own id,
+    # stable across redeliveries).
+    redeliveries_exact: bool = True
+    message_id: str = ""
     # Set when the broker itself dead-lettered the message (its delivery limit) and this is the copy
     # from the broker's dead-letter queue: the runtime moves it into the dead-letter store.
     broker_dead_reason: str = ""

@@ -16,12 +16,13 @@ import traceback
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 
 from messaging.consumer.delivery import ACCEPTED_CONTENT_TYPES, TRANSIENT_ERRORS, Delivery
 from messaging.dead_letters import dead_letter_record
 from messaging.events import Envelope, InvalidEvent
 from messaging.faults import FaultPlan
-from messaging.models import DeliveryAttempt, DeliveryOutcome, InboxMessage, SubjectProgress
+from messaging.models import DeliveryAttempt, DeliveryOutcome, InboxMessage, RedeliveryCount, SubjectProgress
 from messaging.correlation import current_correlation_id
 from messaging.brokers import SubscriptionReader
 from messaging.retries import retry_delay_seconds
@@ -51,10 +52,12 @@ class MessageProcessor:
         """Handle one delivery and return its outcome. On "retry" the delivery is already settled
         (`reader.retry_later`); for any other outcome the caller acks it after this returns."""
         started = time.monotonic()
-        if delivery.redeliveries >= QUEUE_DELIVERY_LIMIT:
-            # Consumers died on it again and again (RabbitMQ's quorum queue dead-letters it first;
-            # this is the same limit on the embedded broker). Without a limit it would loop forever.
-            self.give_up(delivery, "delivery_limit", f"delivered {delivery.redeliveries + 1} times without an ack",
+        redeliveries = self.redeliveries_of(delivery)
+        if redeliveries >= QUEUE_DELIVERY_LIMIT:
+            # Consumers died on it again and again (RabbitMQ's quorum queue and SQS's redrive policy
+            # dead-letter it first; this is the same limit where the broker does not). Without a
+            # limit it would loop forever.
+            self.give_up(delivery, "delivery_limit", f"delivered {redeliveries + 1} times without an ack",
                          envelope=None)
             return DeliveryOutcome.DEAD_LETTERED
         try:
@@ -76,6 +79,19 @@ class MessageProcessor:
         finally:
             current_correlation_id.reset(token)
         return outcome
+
+    def redeliveries_of(self, delivery: Delivery) -> int:
+        """The broker's count, or, where it only says "redelivered", ours: one row per message that
+        came back, counted up in its own transaction before any work (a crash must not undo it)."""
+        if delivery.redeliveries_exact or not delivery.redeliveries or not delivery.message_id:
+            return delivery.redeliveries
+        counts = RedeliveryCount.objects.using(self.database)
+        with transaction.atomic(using=self.database):
+            counts.bulk_create([RedeliveryCount(consumer=self.subscription.name, message_id=delivery.message_id)],
+                               ignore_conflicts=True)
+            counts.filter(consumer=self.subscription.name, message_id=delivery.message_id).update(
+                redeliveries=F("redeliveries") + 1)
+        return counts.get(consumer=self.subscription.name, message_id=delivery.message_id).redeliveries
 
     def parse(self, delivery: Delivery) -> Envelope:
         if len(delivery.body) > settings.MESSAGE_MAX_BYTES:

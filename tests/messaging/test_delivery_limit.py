@@ -33,3 +33,20 @@ def test_a_message_redelivered_once_less_than_the_limit_is_still_handled():
 
     assert len(processor.handled) == 1
     assert not DeadLetter.objects.using("shipping").exists()
+
+
+def test_where_the_broker_only_says_redelivered_the_runtime_counts_the_redeliveries_and_stops_at_the_limit():
+    # STOMP says "redelivered" and nothing more: the same broker message id coming back is what counts.
+    processor = RecordingProcessor(ordered=False)
+    body = envelope(purchase(order_id=102))
+    comes_back = delivery(body, redeliveries=1)
+    comes_back.redeliveries_exact, comes_back.message_id = False, "ID:broker-1:1:1:1:1"
+
+    outcomes = [processor.process(comes_back, RecordingRetryScheduler()) for _ in range(QUEUE_DELIVERY_LIMIT)]
+
+    assert outcomes == ["applied"] + ["duplicate"] * (QUEUE_DELIVERY_LIMIT - 2) + ["dead_lettered"]
+    assert DeadLetter.objects.using("shipping").get().reason == "delivery_limit"
+    # Another message's count is its own.
+    other = delivery(envelope(purchase(order_id=103)), redeliveries=1)
+    other.redeliveries_exact, other.message_id = False, "ID:broker-1:1:1:1:2"
+    assert processor.process(other, RecordingRetryScheduler()) == "applied"
