@@ -15,7 +15,8 @@ def order_body(stack) -> dict:
                                  "postal_code": "22201", "country": "US"}}
 
 
-def test_a_sync_checkout_answers_after_shipping_and_loyalty_and_fails_while_loyalty_is_down(stack):
+def test_a_sync_checkout_answers_after_shipping_and_loyalty_and_fails_while_loyalty_is_down(any_broker_stack):
+    stack = any_broker_stack  # on each of the four brokers
     stack.start("web", SERVICE_BASE_URL=stack.base_url)
     for name in ("relay", "shipping", "loyalty"):
         stack.start(name)
