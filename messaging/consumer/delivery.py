@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, InterfaceError, OperationalError
+# A handler that sends a Celery job may find Celery's broker down, whichever broker the events use.
+from kombu.exceptions import OperationalError as CeleryBrokerUnavailable
 
 from messaging.brokers import BrokerError, Delivery
 from messaging.events import CONTENT_TYPE, DATA_CONTENT_TYPE
@@ -12,17 +14,10 @@ class TransientError(Exception):
     """Raised by a handler for a failure that may pass (a downstream timeout): retried with backoff."""
 
 
-def _celery_broker_errors() -> tuple[type[Exception], ...]:
-    # A handler that sends a Celery job may meet Celery's broker down: kombu's error, whatever our bus is.
-    from kombu.exceptions import OperationalError as KombuOperationalError
-
-    return (KombuOperationalError,)
-
-
 # Failures worth retrying: the database or a broker (a handler sending a Celery job) was
 # unavailable, a race another attempt will not lose, or a failure an operator injected.
 TRANSIENT_ERRORS = (TransientError, OperationalError, InterfaceError, IntegrityError, BrokerError,
-                    *_celery_broker_errors(), ConnectionError, InjectedFailure)
+                    CeleryBrokerUnavailable, ConnectionError, InjectedFailure)
 ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, DATA_CONTENT_TYPE}
 
 __all__ = ["ACCEPTED_CONTENT_TYPES", "TRANSIENT_ERRORS", "Delivery", "TransientError"]
