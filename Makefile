@@ -21,7 +21,7 @@ else ifneq ($(BROKER),embedded)
 $(error BROKER=$(BROKER): use embedded, rabbitmq, activemq or sqs)
 endif
 
-.PHONY: install browser brokers demo test test-fast migrate seed clean
+.PHONY: install browser brokers start-broker demo test test-fast migrate seed clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,14 +34,17 @@ install: $(INSTALLED)
 browser:
 	@bash scripts/install_browser.sh
 
-migrate: install
+# The demo's broker, when it is one the project starts (BROKER=activemq or sqs); idempotent.
+start-broker: install
+	$(START_BROKER)
+
+migrate: install start-broker
 	$(BIN)/python manage.py migrate_all
 
 seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 demo: seed
-	$(START_BROKER)
 	$(BIN)/python manage.py demo --host $(HOST) --port $(PORT)
 
 # ActiveMQ and the SQS + SNS emulator, for the tests that run on every broker (idempotent). Without
