@@ -2,21 +2,42 @@
 
 The web server, the outbox relay, one consumer per subscriber and a Celery worker each run as a
 child process, their output prefixed with their name. A child that dies is restarted (with a
-growing pause), which is the self-healing half of failure isolation. Ctrl-C stops them all.
+growing pause), which is the self-healing half of failure isolation. Ctrl-C, SIGTERM and SIGHUP
+(the terminal closed) stop them all, and a child never outlives the demo, even one killed with -9.
 """
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from messaging.brokers import EventBus, adapter_class
 
 RESTART_MAX_SECONDS = 30
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In each child, before exec: the kernel sends SIGTERM when the demo dies, however it dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: Ctrl-C, SIGTERM and SIGHUP still stop the children
+
+
+def _refuse_a_taken_port(host: str, port: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            raise CommandError(f"{host}:{port} is already in use (another demo still running?); "
+                               f"stop it, or run on another port: make demo PORT=8001") from None
 
 
 class Command(BaseCommand):
@@ -27,6 +48,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
 
     def handle(self, *args, host, port, **options):
+        _refuse_a_taken_port(host, port)
         python = sys.executable
         self.commands = {
             "web": [python, "manage.py", "runserver", "--noreload", f"{host}:{port}"],
@@ -46,6 +68,7 @@ class Command(BaseCommand):
         self.print_banner(host, port)
         # The handler only asks; the main loop stops the children (never from inside a handler).
         signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_stop)
         for name in self.commands:
             self.spawn(name)
         try:
@@ -57,7 +80,8 @@ class Command(BaseCommand):
 
     def spawn(self, name: str) -> None:
         child = subprocess.Popen(self.commands[name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 bufsize=1, env=self.child_env, start_new_session=True)
+                                 bufsize=1, env=self.child_env, start_new_session=True,
+                                 preexec_fn=_die_with_parent)
         self.children[name] = child
         self.stdout.write(f"{name:>13} | started (pid {child.pid})")
         threading.Thread(target=self.relay_output, args=(name, child), daemon=True).start()
@@ -88,7 +112,10 @@ class Command(BaseCommand):
 
     def stop_all(self) -> None:
         self.stopping = True
-        self.stdout.write("Stopping all processes...")
+        try:
+            self.stdout.write("Stopping all processes...")
+        except OSError:
+            pass  # the terminal is gone (SIGHUP): stop the children all the same
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
