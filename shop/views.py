@@ -112,9 +112,10 @@ def checkout(request):
             form.add_error(None, "This checkout form was already used for another order. Check the details and place the order again.")
             status = 409
         except DownstreamUnavailable as unavailable:
-            # The order stands and will be completed asynchronously; resubmitting this form leads to it.
-            messages.error(request, str(unavailable))
-            status = 503
+            # The order stands and will be completed asynchronously: show it, as for any placed order.
+            cart.clear()
+            messages.warning(request, str(unavailable))
+            return redirect(unavailable.order)
         else:
             cart.clear()
             if placed.created:

@@ -83,6 +83,19 @@ class OrderOutputSerializer(serializers.Serializer):
     links = LinksSerializer(source="*")
 
 
+@extend_schema_serializer(component_name="OrderAccepted")
+class OrderAcceptedOutputSerializer(OrderOutputSerializer):
+    """A sync checkout whose downstream call failed: the order IS placed (do not place it again)."""
+
+    @extend_schema_serializer(component_name="DownstreamFailure")
+    class DownstreamFailureSerializer(serializers.Serializer):
+        service = serializers.CharField(help_text="The service whose synchronous call failed.")
+        reason = serializers.CharField()
+        detail = serializers.CharField()
+
+    downstream_failure = DownstreamFailureSerializer()
+
+
 def _order_body(order: Order, request) -> dict:
     return OrderOutputSerializer(order, context={"request": request}).data
 
@@ -168,10 +181,10 @@ class OrderPlaceApi(APIView):
             201: OpenApiResponse(OrderOutputSerializer, description="Placed."),
             200: OpenApiResponse(OrderOutputSerializer, description="A replay: the order this key already placed."),
             **error_responses(400, 401, 409, 422),
-            503: OpenApiResponse(ErrorSerializer, description=(
-                "Sync checkout mode only: shipping or loyalty failed. The order is placed and will be completed "
-                "asynchronously; the same request with the same Idempotency-Key tries the calls again and places "
-                "nothing new.")),
+            202: OpenApiResponse(OrderAcceptedOutputSerializer, description=(
+                "Sync checkout mode only: the order IS placed (see `Location`), but shipping or loyalty failed "
+                "(`downstream_failure` says which); it will be completed asynchronously. Do not place it again: "
+                "the same request with the same Idempotency-Key tries the calls again and places nothing new.")),
         },
     )
     def post(self, request):
@@ -196,8 +209,11 @@ class OrderPlaceApi(APIView):
                 errors={IDEMPOTENCY_KEY_HEADER: ["this key was already used with a different request body"]},
             ) from exc
         except DownstreamUnavailable as exc:
-            raise ApiError(status_code=status.HTTP_503_SERVICE_UNAVAILABLE, code=type(exc).__name__, errors={},
-                           detail=str(exc)) from exc
+            # Not a 5xx: the order is committed, and a client that retries a 5xx without an
+            # Idempotency-Key would place it twice.
+            body = {**_order_body(exc.order, request),
+                    "downstream_failure": {"service": exc.service, "reason": exc.reason, "detail": str(exc)}}
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["links"]["self"])})
         body = _order_body(placed.order, request)
         if not placed.created:
             return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})

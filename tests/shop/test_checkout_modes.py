@@ -146,17 +146,22 @@ def test_the_brokers_later_copy_of_a_sync_delivered_event_is_a_duplicate(sync_ch
 
 
 @LIVE
-def test_a_paused_loyalty_fails_a_sync_checkout_with_503_but_the_order_stands(sync_checkout, customer_client, product, address):
+def test_a_paused_loyalty_fails_a_sync_checkout_with_202_naming_the_placed_order_and_the_failed_call(
+        sync_checkout, customer_client, product, address):
     pause("loyalty")
     body = {"items": [{"sku": product.sku, "quantity": 1}], "shipping_address": address}
 
     response = customer_client.post("/api/orders/", body, format="json", headers={"Idempotency-Key": "k-1"})
 
-    assert response.status_code == 503, response.content
-    error = response.json()
-    assert error["code"] == "DownstreamUnavailable" and error["errors"] == {}
-    assert "loyalty is unavailable" in error["detail"] and "asynchronously" in error["detail"]
+    # Not a 5xx: the order is committed, and a client retrying a 5xx without a key would place it twice.
+    assert response.status_code == 202, response.content
+    accepted = response.json()
+    assert response.headers["Location"].endswith(f"/api/orders/{accepted['id']}/")
+    assert accepted["downstream_failure"]["service"] == "loyalty"
+    assert accepted["downstream_failure"]["reason"].startswith("answered 503")
+    assert "asynchronously" in accepted["downstream_failure"]["detail"]
     order = Order.objects.get()
+    assert accepted["id"] == order.pk and accepted["number"] == order.number
     assert purchase_message(order).body  # the async path will complete it
     assert Shipment.objects.filter(order_id=order.pk).exists()  # shipping was called first
     assert not PointsTransaction.objects.exists()
@@ -185,7 +190,7 @@ def test_a_paused_loyalty_goes_unnoticed_by_an_async_checkout(customer_client, p
 
 
 @LIVE
-def test_the_checkout_page_shows_the_downstream_error_with_503_and_the_same_form_leads_to_the_order(
+def test_the_checkout_page_shows_the_placed_order_with_the_downstream_failure_and_empties_the_cart(
         sync_checkout, client, customer, product, address):
     pause("loyalty")
     client.force_login(customer)
@@ -193,12 +198,16 @@ def test_the_checkout_page_shows_the_downstream_error_with_503_and_the_same_form
     page = client.get(reverse("shop:checkout")).content.decode()
     token = page.split('name="idempotency_key" value="')[1].split('"')[0]
 
-    response = client.post(reverse("shop:checkout"), {**address, "idempotency_key": token})
+    response = client.post(reverse("shop:checkout"), {**address, "idempotency_key": token}, follow=True)
 
-    assert response.status_code == 503
     order = Order.objects.get()
-    assert f"Order {order.number} is placed" in response.content.decode()
+    assert response.redirect_chain == [(order.get_absolute_url(), 302)]
+    html = response.content.decode()
+    assert f"Order {order.number} is placed" in html and "loyalty is unavailable" in html
+    assert client.get(reverse("shop:cart")).context["lines"] == []
+    # The same form again leads to the same order, placing nothing new.
     assert client.post(reverse("shop:checkout"), {**address, "idempotency_key": token}).url == order.get_absolute_url()
+    assert Order.objects.count() == 1
 
 
 @LIVE
