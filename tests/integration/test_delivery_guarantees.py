@@ -268,6 +268,10 @@ def test_two_workers_share_the_label_jobs_of_a_work_queue(stack):
     assert len(workers) == 2, f"one worker did everything: {workers}"
     label = requests.get(stack.shipments(orders[0]["id"])[0]["label_url"], timeout=10)
     assert label.status_code == 200 and label.content.startswith(b"\x89PNG"), "the label image is served"
+    # The job carried the order's correlation id through the work queue into the event it caused.
+    by_event = dict(stack.backend.sql("shipping", "SELECT event_type, correlation_id FROM messaging_outboxmessage "
+                                      "WHERE subject = ?", (str(orders[0]["id"]),)))
+    assert by_event["shipping.label.rendered"] == by_event["shipping.shipment.created"] != ""
 
 
 def test_only_large_orders_reach_the_bonus_subscriber(stack):
