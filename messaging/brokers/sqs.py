@@ -1,4 +1,4 @@
-"""Amazon SQS + SNS: the events topic is an SNS topic, each subscriber an SQS queue subscribed to it.
+"""Amazon SQS + SNS: an SNS topic per publishing service, each subscriber an SQS queue subscribed to them.
 
     sqs://[ACCESS_KEY:SECRET@]REGION[/]?endpoint=http://127.0.0.1:4566&namespace=xyz&fifo=1
           &visibility_timeout=30&max_receive_count=10&dead_poll_seconds=5
@@ -9,16 +9,27 @@
   secret holding `/` or `+` must be percent-encoded. With an `endpoint` and no credentials anywhere,
   dummy ones are used (the local emulator, `scripts/sqs/start.sh`, accepts any).
 - `namespace` prefixes every topic and queue name (tests isolate runs on one emulator).
-- `fifo=1`: a FIFO topic and FIFO queues; events with the same ordering key (message group) keep
+- `fifo=1`: FIFO topics and FIFO queues; events with the same ordering key (message group) keep
   their order, and SNS/SQS drop a message id published twice within five minutes.
 - `visibility_timeout` (seconds, default 30): how long a fetched, unsettled message stays hidden
   before SQS hands it out again (a crashed consumer's messages come back after it).
 - `max_receive_count` (default QUEUE_DELIVERY_LIMIT): receives before SQS moves a message to the
   subscriber's dead-letter queue. `dead_poll_seconds` (default 5): how often `fetch` looks there.
 
-Names: `shop.events` -> topic `shop_events`, `shipping.events` -> queue `shipping_events`, its DLQ
-`shipping_events_dead`, the catch-all `shop_events_unrouted` (dots become underscores; SNS and SQS
-allow letters, digits, `-` and `_`), each prefixed `<namespace>-` and suffixed `.fifo` in FIFO mode.
+Names: a routing key's first word is the service that publishes it, and each service has its own
+topic: `shop.purchase.confirmed.us.large` -> topic `shop_events`, `shipping.shipment.created` ->
+`shipping_events`, `loyalty.points.awarded` -> `loyalty_events` (an empty key: `shop_events`).
+Subscriber `shipping.events` -> queue `shipping_events`, its DLQ `shipping_events_dead`; the
+catch-all `shop_events_unrouted`. Dots become underscores (SNS and SQS allow letters, digits, `-`
+and `_`); each name is prefixed `<namespace>-` and suffixed `.fifo` in FIFO mode.
+
+Topology: `declare` creates every queue and subscribes each subscriber's queue, with raw message
+delivery, to the topic of each binding's first word (a binding starting with `*` or `#`: to every
+topic the declared subscriptions name, and the shop's), filtered by its bindings on that topic. The
+catch-all is subscribed to every topic with the negation of that topic's bindings. `publish`
+creates a topic on first use, subscribing the catch-all to it before the first message (`topic_arn`,
+the one place a topic is made), so the events of a service nobody binds yet are kept, not lost.
+Queues exist from `declare` on, so nothing published before a consumer's first poll is lost.
 
 Routing: SNS has no topic patterns, so each message carries its routing key in message attributes
 (the whole key, the key with a leading dot for suffix matching, its word count and its first one to
@@ -260,7 +271,9 @@ class SqsBus(EventBus):
     capabilities = Capabilities(
         name="Amazon SQS + SNS",
         publish_confirmation="SNS answers each Publish/PublishBatch entry with a message id once stored.",
-        pub_sub="One SNS topic; each subscriber's SQS queue is subscribed to it with raw message delivery.",
+        pub_sub=("One SNS topic per publishing service (the routing key's first word: shop_events, shipping_events, "
+                 "...); each subscriber's SQS queue, created at declare, is subscribed with raw message delivery "
+                 "to the topics its bindings name."),
         pattern_routing=("Subscription filter policies on message attributes carrying the routing key; AMQP "
                          "patterns translate exactly unless literal words sit between wildcards (refused at declare)."),
         delivery_count="SQS counts every receive (ApproximateReceiveCount), handled failures and crashes alike.",
@@ -270,8 +283,9 @@ class SqsBus(EventBus):
         delayed_delivery=("Native: a retried message stays invisible for its delay (ChangeMessageVisibility, "
                           "at most 12 h); on FIFO queues it holds up its message group meanwhile."),
         per_key_ordering="None on standard queues; with fifo=1, per message group (the ordering key).",
-        unrouted_events=("A catch-all queue filtered with the negation of every binding; an event only a `*` or "
-                         "tail pattern takes (no `<words>.#` binding covers it) reaches it too."),
+        unrouted_events=("A catch-all queue subscribed to every topic (a new topic before its first message), "
+                         "filtered with the negation of that topic's bindings; an event only a `*` or tail pattern "
+                         "takes (no `<words>.#` binding covers it) reaches it too."),
         priorities="None: SQS has no message priorities.",
         high_availability="Managed by AWS: queues and topics are replicated across availability zones.",
         consumer_count=False,
