@@ -1,4 +1,4 @@
-"""Amazon SQS + SNS: the events topic is an SNS topic, each subscriber an SQS queue subscribed to it.
+"""Amazon SQS + SNS: an SNS topic per publishing service, each subscriber an SQS queue subscribed to them.
 
     sqs://[ACCESS_KEY:SECRET@]REGION[/]?endpoint=http://127.0.0.1:4566&namespace=xyz&fifo=1
           &visibility_timeout=30&max_receive_count=10&dead_poll_seconds=5
@@ -9,16 +9,27 @@
   secret holding `/` or `+` must be percent-encoded. With an `endpoint` and no credentials anywhere,
   dummy ones are used (the local emulator, `scripts/sqs/start.sh`, accepts any).
 - `namespace` prefixes every topic and queue name (tests isolate runs on one emulator).
-- `fifo=1`: a FIFO topic and FIFO queues; events with the same ordering key (message group) keep
+- `fifo=1`: FIFO topics and FIFO queues; events with the same ordering key (message group) keep
   their order, and SNS/SQS drop a message id published twice within five minutes.
 - `visibility_timeout` (seconds, default 30): how long a fetched, unsettled message stays hidden
   before SQS hands it out again (a crashed consumer's messages come back after it).
 - `max_receive_count` (default QUEUE_DELIVERY_LIMIT): receives before SQS moves a message to the
   subscriber's dead-letter queue. `dead_poll_seconds` (default 5): how often `fetch` looks there.
 
-Names: `shop.events` -> topic `shop_events`, `shipping.events` -> queue `shipping_events`, its DLQ
-`shipping_events_dead`, the catch-all `shop_events_unrouted` (dots become underscores; SNS and SQS
-allow letters, digits, `-` and `_`), each prefixed `<namespace>-` and suffixed `.fifo` in FIFO mode.
+Names: a routing key's first word is the service that publishes it, and each service has its own
+topic: `shop.purchase.confirmed.us.large` -> topic `shop_events`, `shipping.shipment.created` ->
+`shipping_events`, `loyalty.points.awarded` -> `loyalty_events` (an empty key: `shop_events`).
+Subscriber `shipping.events` -> queue `shipping_events`, its DLQ `shipping_events_dead`; the
+catch-all `shop_events_unrouted`. Dots become underscores (SNS and SQS allow letters, digits, `-`
+and `_`); each name is prefixed `<namespace>-` and suffixed `.fifo` in FIFO mode.
+
+Topology: `declare` creates every queue and subscribes each subscriber's queue, with raw message
+delivery, to the topic of each binding's first word (a binding starting with `*` or `#`: to every
+topic the declared subscriptions name, and the shop's), filtered by its bindings on that topic. The
+catch-all is subscribed to every topic with the negation of that topic's bindings. `publish`
+creates a topic on first use, subscribing the catch-all to it before the first message (`topic_arn`,
+the one place a topic is made), so the events of a service nobody binds yet are kept, not lost.
+Queues exist from `declare` on, so nothing published before a consumer's first poll is lost.
 
 Routing: SNS has no topic patterns, so each message carries its routing key in message attributes
 (the whole key, the key with a leading dot for suffix matching, its word count and its first one to
@@ -57,6 +68,7 @@ from messaging.events import EXCHANGE_NAME
 from messaging.topology import QUEUE_DELIVERY_LIMIT
 
 UNROUTED_QUEUE_NAME = f"{EXCHANGE_NAME}.unrouted"
+SHOP_SERVICE = EXCHANGE_NAME.removesuffix(".events")  # the shop's topic, `shop.events`
 DEAD_REASON = "delivery_limit"
 
 # Message attributes (SQS delivers at most 10 per message).
@@ -188,6 +200,12 @@ def unrouted_filter(patterns: Iterable[str]) -> tuple[dict | None, tuple[str, ..
     return policy, uncovered
 
 
+def topic_service(routing_key: str) -> str:
+    """The publishing service whose topic carries `routing_key` (or takes a binding): its first word.
+    An empty key goes to the shop's topic."""
+    return routing_key.split(".", 1)[0] or SHOP_SERVICE
+
+
 def topic_match(pattern: str, routing_key: str) -> bool:
     """AMQP topic-exchange matching, the reference the filter policies are tested against."""
 
@@ -243,12 +261,19 @@ class _Options:
             name = f"{self.namespace}-{name}"
         return f"{name}.fifo" if self.fifo else name
 
+    def topic_name_pattern(self) -> str:
+        """Every topic name `name(f"{service}.events")` gives, as an ArnLike pattern."""
+        prefix = f"{self.namespace}-" if self.namespace else ""
+        return f"{prefix}*_events.fifo" if self.fifo else f"{prefix}*_events"
+
 
 class SqsBus(EventBus):
     capabilities = Capabilities(
         name="Amazon SQS + SNS",
         publish_confirmation="SNS answers each Publish/PublishBatch entry with a message id once stored.",
-        pub_sub="One SNS topic; each subscriber's SQS queue is subscribed to it with raw message delivery.",
+        pub_sub=("One SNS topic per publishing service (the routing key's first word: shop_events, shipping_events, "
+                 "...); each subscriber's SQS queue, created at declare, is subscribed with raw message delivery "
+                 "to the topics its bindings name."),
         pattern_routing=("Subscription filter policies on message attributes carrying the routing key; AMQP "
                          "patterns translate exactly unless literal words sit between wildcards (refused at declare)."),
         delivery_count="SQS counts every receive (ApproximateReceiveCount), handled failures and crashes alike.",
@@ -258,8 +283,9 @@ class SqsBus(EventBus):
         delayed_delivery=("Native: a retried message stays invisible for its delay (ChangeMessageVisibility, "
                           "at most 12 h); on FIFO queues it holds up its message group meanwhile."),
         per_key_ordering="None on standard queues; with fifo=1, per message group (the ordering key).",
-        unrouted_events=("A catch-all queue filtered with the negation of every binding; an event only a `*` or "
-                         "tail pattern takes (no `<words>.#` binding covers it) reaches it too."),
+        unrouted_events=("A catch-all queue subscribed to every topic (a new topic before its first message), "
+                         "filtered with the negation of that topic's bindings; an event only a `*` or tail pattern "
+                         "takes (no `<words>.#` binding covers it) reaches it too."),
         priorities="None: SQS has no message priorities.",
         high_availability="Managed by AWS: queues and topics are replicated across availability zones.",
         consumer_count=False,
@@ -289,7 +315,9 @@ class SqsBus(EventBus):
             self.sns = session.client("sns", endpoint_url=self.options.endpoint, config=config, **(credentials or {}))
             self.sqs = session.client("sqs", endpoint_url=self.options.endpoint, config=config, **(credentials or {}))
         self._queue_urls: dict[str, str] = {}
-        self._topic_arn: str | None = None
+        self._topic_arns: dict[str, str] = {}  # topic name -> ARN
+        self._unrouted_arn: str | None = None
+        self._unrouted_policies: dict[str, dict | None] = {}  # topic name -> the catch-all's filter, from declare
         self._single_publish = False  # PublishBatch not offered: Publish each
         self.check()
 
@@ -303,14 +331,27 @@ class SqsBus(EventBus):
             self.sqs.list_queues(MaxResults=1)
             self.sns.list_topics()
 
-    def topic_arn(self) -> str:
-        if self._topic_arn is None:
+    def topic_arn(self, service: str = SHOP_SERVICE) -> str:
+        """The ARN of `service`'s topic, created on first use (and cached) with the catch-all queue
+        subscribed to it before anything is published there: the one place a topic is made, so an
+        event of a service no subscriber has heard of yet still reaches the catch-all."""
+        name = self.topic_name(service)
+        if name not in self._topic_arns:
             attributes = {"FifoTopic": "true"} if self.options.fifo else {}
-            with self._errors("create topic"):
+            with self._errors(f"create topic {name}"):
                 # Idempotent: returns the ARN of the topic when it exists.
-                self._topic_arn = self.sns.create_topic(Name=self.options.name(EXCHANGE_NAME),
-                                                        Attributes=attributes)["TopicArn"]
-        return self._topic_arn
+                arn = self.sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+                unrouted_arn = self._unrouted_queue_arn()
+                # Only if missing: a declare (here or in another process) owns the catch-all's filter
+                # for the topics its bindings name; where none does, it takes everything.
+                if not self._subscriptions({unrouted_arn}, topic_arn=arn):
+                    self._subscribe(arn, unrouted_arn, self._unrouted_policies.get(name), None)
+            self._topic_arns[name] = arn
+        return self._topic_arns[name]
+
+    def topic_name(self, service: str) -> str:
+        """The SNS name of a publishing service's topic: `shipping` -> `shipping_events`."""
+        return self.options.name(f"{service}.events")
 
     def queue_url(self, queue_name: str) -> str | None:
         """The URL of one of our queues, or None if it does not exist."""
@@ -323,27 +364,52 @@ class SqsBus(EventBus):
             self._queue_urls[queue_name] = response["QueueUrl"]
         return self._queue_urls[queue_name]
 
-    def _create_queue(self, queue_name: str, attributes: dict[str, str]) -> tuple[str, str]:
-        """Create or update one queue; its URL and ARN."""
+    def _create_queue(self, queue_name: str, attributes: dict[str, str], *, from_topics: bool = False) -> str:
+        """Create or update one queue; its ARN. `from_topics`: our topics may send to it."""
         created = {"FifoQueue": "true"} if self.options.fifo else {}
         url = self.sqs.create_queue(QueueName=self.options.name(queue_name), Attributes=created)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        if from_topics:
+            # Any topic of ours in this account and region, whichever service's: the catch-all gets
+            # new topics at publish time, and a policy naming topics one by one would race.
+            partition, region, account = arn.split(":")[1], arn.split(":")[3], arn.split(":")[4]
+            topics = f"arn:{partition}:sns:{region}:{account}:{self.options.topic_name_pattern()}"
+            attributes = {**attributes, "Policy": json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+                    "Resource": arn, "Condition": {"ArnLike": {"aws:SourceArn": topics}},
+                }],
+            })}
         # Set apart from creating: CreateQueue refuses an existing queue with other attributes.
         self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": "1209600", **attributes})
         self._queue_urls[queue_name] = url
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        return url, arn
+        return arn
 
-    def _subscribe_queue(self, queue_url: str, queue_arn: str, filter_policy: dict | None, existing: dict) -> None:
-        topic_arn = self.topic_arn()
-        self.sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-                "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }],
-        })})
+    def _unrouted_queue_arn(self) -> str:
+        if self._unrouted_arn is None:
+            self._unrouted_arn = self._create_queue(UNROUTED_QUEUE_NAME, {}, from_topics=True)
+        return self._unrouted_arn
+
+    def _subscriptions(self, queue_arns: set[str], *, topic_arn: str | None = None) -> dict[tuple[str, str], str]:
+        """(topic ARN, queue ARN) -> subscription ARN, for these queues, on one topic or on any."""
+        found = {}
+        if topic_arn is None:
+            pages = self.sns.get_paginator("list_subscriptions").paginate()
+        else:
+            pages = self.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+        for page in pages:
+            for subscription in page["Subscriptions"]:
+                if (subscription["Protocol"] == "sqs" and subscription["Endpoint"] in queue_arns
+                        and subscription["SubscriptionArn"].startswith("arn:")):
+                    found[(subscription["TopicArn"], subscription["Endpoint"])] = subscription["SubscriptionArn"]
+        return found
+
+    def _subscribe(self, topic_arn: str, queue_arn: str, filter_policy: dict | None,
+                   subscription_arn: str | None) -> None:
+        """Subscribe a queue to a topic with raw message delivery and `filter_policy`, or bring its
+        existing subscription (`subscription_arn`) in line."""
         policy = json.dumps(filter_policy, sort_keys=True) if filter_policy is not None else ""
-        subscription_arn = existing.get(queue_arn)
         if subscription_arn is None:
             attributes = {"RawMessageDelivery": "true"}
             if policy:
@@ -360,41 +426,68 @@ class SqsBus(EventBus):
             self.sns.set_subscription_attributes(SubscriptionArn=subscription_arn, AttributeName="FilterPolicy",
                                                  AttributeValue=policy or "{}")
 
-    def _existing_subscriptions(self) -> dict[str, str]:
-        """Queue ARN -> subscription ARN, for the events topic."""
-        found = {}
-        paginator = self.sns.get_paginator("list_subscriptions_by_topic")
-        for page in paginator.paginate(TopicArn=self.topic_arn()):
-            for subscription in page["Subscriptions"]:
-                if subscription["Protocol"] == "sqs" and subscription["SubscriptionArn"].startswith("arn:"):
-                    found[subscription["Endpoint"]] = subscription["SubscriptionArn"]
-        return found
-
     # -- the port
 
     def declare(self, subscriptions: Iterable) -> None:
         subscriptions = list(subscriptions)
-        policies = {subscription.name: routing_filter(subscription.bindings()) for subscription in subscriptions}
-        every_binding = [pattern for subscription in subscriptions for pattern in subscription.bindings()]
-        unrouted_policy, _ = unrouted_filter(every_binding)
+        # Each binding goes to the topic of its first word, the publishing service. The shop's topic
+        # is always there. A binding whose first word is `*` or `#` (none of ours) goes to every topic
+        # the declared subscriptions name: a service no binding names gets no such subscriber, its
+        # events only reach the catch-all.
+        services = {self.topic_name(SHOP_SERVICE): SHOP_SERVICE}
+        for subscription in subscriptions:
+            for pattern in subscription.bindings():
+                service = topic_service(pattern)
+                if service not in ("*", "#"):
+                    services.setdefault(self.topic_name(service), service)
+        bindings: dict[str, dict[str, list[str]]] = {name: {} for name in services}  # topic -> queue -> patterns
+        for subscription in subscriptions:
+            for pattern in subscription.bindings():
+                service = topic_service(pattern)
+                for name in services if service in ("*", "#") else [self.topic_name(service)]:
+                    bindings[name].setdefault(subscription.queue_name, []).append(pattern)
+        # On each topic the catch-all takes what none of that topic's bindings takes.
+        self._unrouted_policies = {
+            name: unrouted_filter(pattern for patterns in on_topic.values() for pattern in patterns)[0]
+            for name, on_topic in bindings.items()
+        }
         with self._errors("declare"):
-            existing = self._existing_subscriptions()
+            queue_arns = {}
             for subscription in subscriptions:
-                _, dead_arn = self._create_queue(subscription.dead_queue_name, {})
-                url, arn = self._create_queue(subscription.queue_name, {
+                dead_arn = self._create_queue(subscription.dead_queue_name, {})
+                queue_arns[subscription.queue_name] = self._create_queue(subscription.queue_name, {
                     "VisibilityTimeout": str(self.options.visibility_timeout),
                     "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn,
                                                  "maxReceiveCount": self.options.max_receive_count}),
-                })
-                self._subscribe_queue(url, arn, policies[subscription.name], existing)
-            url, arn = self._create_queue(UNROUTED_QUEUE_NAME, {})
-            self._subscribe_queue(url, arn, unrouted_policy, existing)
+                }, from_topics=True)
+            self._unrouted_arn = None  # created again: declare brings its attributes in line
+            unrouted_arn = self._unrouted_queue_arn()
+            topic_arns = {name: self.topic_arn(service) for name, service in services.items()}
+            wanted = {}  # (topic ARN, queue ARN) -> filter policy
+            for name, on_topic in bindings.items():
+                for queue_name, patterns in on_topic.items():
+                    wanted[(topic_arns[name], queue_arns[queue_name])] = routing_filter(patterns)
+                wanted[(topic_arns[name], unrouted_arn)] = self._unrouted_policies[name]
+            existing = self._subscriptions({*queue_arns.values(), unrouted_arn})
+            for (topic_arn, queue_arn), filter_policy in wanted.items():
+                self._subscribe(topic_arn, queue_arn, filter_policy, existing.get((topic_arn, queue_arn)))
+            for (topic_arn, queue_arn), subscription_arn in existing.items():
+                if (topic_arn, queue_arn) in wanted:
+                    continue
+                if queue_arn == unrouted_arn:
+                    # A topic no declared binding names: the catch-all stays on it and takes everything.
+                    self._subscribe(topic_arn, queue_arn, None, subscription_arn)
+                else:  # a binding dropped since: its subscriber no longer takes that topic's events
+                    self.sns.unsubscribe(SubscriptionArn=subscription_arn)
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        """Each message goes to the topic of its routing key's first word. Consecutive messages of
+        one topic share PublishBatch calls (10 at most), so messages go out in their order and the
+        ids come back confirmed in that order, up to the first failure."""
         confirmed: list[str] = []
         try:
-            topic_arn = self.topic_arn()
-            for batch in _batches(messages):
+            for service, batch in _topic_batches(messages):
+                topic_arn = self.topic_arn(service)
                 if self._single_publish:
                     for message in batch:
                         with self._errors("publish"):
@@ -587,6 +680,18 @@ def _batches(messages: Sequence[OutgoingMessage]) -> Iterable[list[OutgoingMessa
         size += message_size
     if batch:
         yield batch
+
+
+def _topic_batches(messages: Sequence[OutgoingMessage]) -> Iterable[tuple[str, list[OutgoingMessage]]]:
+    """(service, batch) for each run of consecutive messages bound for one topic, cut into batches."""
+    run: list[OutgoingMessage] = []
+    for message in messages:
+        if run and topic_service(message.routing_key) != topic_service(run[0].routing_key):
+            yield from ((topic_service(run[0].routing_key), batch) for batch in _batches(run))
+            run = []
+        run.append(message)
+    if run:
+        yield from ((topic_service(run[0].routing_key), batch) for batch in _batches(run))
 
 
 def _batch_outcome(batch: list[OutgoingMessage], response: dict, confirmed: list[str]) -> BrokerError | None:

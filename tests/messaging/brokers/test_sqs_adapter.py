@@ -325,3 +325,125 @@ def test_fifo_keeps_the_order_of_each_message_group(sqs_bus):
     for group in ("a", "b"):
         assert [d.headers["n"] for d in deliveries if d.routing_key.endswith(group)] == list(range(5))
     assert bus.queue_url("shipping.events").endswith(".fifo")
+
+
+# --- one topic per publishing service ------------------------------------------------------------------
+
+# The shop's journey log: its own events, and some of the shipping and loyalty services'.
+JOURNEY = Subscription(name="shop", queue_name="shop.journey", database="default", handlers_path="",
+                       binding_keys=("shop.order.cancelled.#", "shipping.shipment.created.#",
+                                     "loyalty.points.awarded.#"))
+LABELS = Subscription(name="labels", queue_name="shipping.labels", database="shipping", handlers_path="",
+                      binding_keys=("shipping.label.rendered.#",))
+
+
+def keys_of(deliveries) -> list[str]:
+    return sorted(d.routing_key for d in deliveries)
+
+
+def receive_unrouted(bus, count: int, *, within: float = 10.0) -> list[str]:
+    url, kept = bus.queue_url(UNROUTED), []
+    deadline = time.monotonic() + within
+    while len(kept) < count and time.monotonic() < deadline:
+        kept += bus.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                        MessageAttributeNames=["All"]).get("Messages", [])
+    return sorted(m["MessageAttributes"]["routing_key"]["StringValue"] for m in kept)
+
+
+def our_topics(bus) -> list[str]:
+    prefix = f"{bus.options.namespace}-"
+    names = [topic["TopicArn"].rsplit(":", 1)[1]
+             for page in bus.sns.get_paginator("list_topics").paginate() for topic in page["Topics"]]
+    return sorted(name.removeprefix(prefix) for name in names if name.startswith(prefix))
+
+
+def test_an_event_of_each_service_reaches_exactly_the_subscribers_that_bind_it(sqs_bus):
+    bus = sqs_bus()
+    bus.declare([SHIPPING, LARGE_ORDERS, JOURNEY, LABELS])
+    keys = ["shop.purchase.confirmed.us.large", "shop.order.cancelled", "shipping.shipment.created",
+            "shipping.label.rendered", "loyalty.points.awarded", "loyalty.points.reversed",
+            "shipping.shipment.cancelled"]
+    assert len(bus.publish([message(key) for key in keys]).confirmed) == len(keys)
+
+    expected = {SHIPPING: ["shop.order.cancelled", "shop.purchase.confirmed.us.large"],
+                LARGE_ORDERS: ["shop.purchase.confirmed.us.large"],
+                JOURNEY: ["loyalty.points.awarded", "shipping.shipment.created", "shop.order.cancelled"],
+                LABELS: ["shipping.label.rendered"]}
+    for subscription, routed in expected.items():
+        reader = bus.subscribe(subscription, prefetch=10)
+        assert keys_of(fetch_until(reader, len(routed))) == routed, subscription.name
+        assert nothing_more(reader), subscription.name
+    assert receive_unrouted(bus, 2) == ["loyalty.points.reversed", "shipping.shipment.cancelled"]
+
+
+def test_there_is_one_topic_per_publishing_service_and_each_queue_is_subscribed_to_the_ones_it_binds(sqs_bus):
+    bus = sqs_bus()
+    bus.declare([SHIPPING, LARGE_ORDERS, JOURNEY, LABELS])
+    bus.publish([message("shop.order.cancelled.us"), message("shipping.label.rendered"),
+                 message("loyalty.points.awarded")])
+    assert our_topics(bus) == ["loyalty_events", "shipping_events", "shop_events"]
+
+    subscribed: dict[str, set[str]] = {}
+    for page in bus.sns.get_paginator("list_subscriptions").paginate():
+        for subscription in page["Subscriptions"]:
+            if subscription["TopicArn"].rsplit(":", 1)[1].startswith(f"{bus.options.namespace}-"):
+                topic = subscription["TopicArn"].rsplit(":", 1)[1].removeprefix(f"{bus.options.namespace}-")
+                queue = subscription["Endpoint"].rsplit(":", 1)[1].removeprefix(f"{bus.options.namespace}-")
+                subscribed.setdefault(queue, set()).add(topic)
+    assert subscribed == {
+        "shipping_events": {"shop_events"}, "loyalty_large-orders": {"shop_events"},
+        "shop_journey": {"shop_events", "shipping_events", "loyalty_events"}, "shipping_labels": {"shipping_events"},
+        "shop_events_unrouted": {"shop_events", "shipping_events", "loyalty_events"}}
+
+
+def test_an_event_of_a_service_without_a_topic_yet_lands_in_the_unrouted_queue(sqs_bus):
+    bus = sqs_bus()
+    bus.declare([SHIPPING, JOURNEY])
+    assert "warehouse_events" not in our_topics(bus)
+    publisher = sqs_bus()  # another process, which declared nothing
+    counted = [message("warehouse.stock.counted"), message("warehouse.stock.counted.de")]
+    assert publisher.publish(counted).confirmed == tuple(m.message_id for m in counted)
+
+    assert receive_unrouted(bus, 2) == ["warehouse.stock.counted", "warehouse.stock.counted.de"]
+    assert "warehouse_events" in our_topics(bus)
+    for subscription in (SHIPPING, JOURNEY):
+        assert nothing_more(bus.subscribe(subscription, prefetch=10))
+
+    # A later declare keeps the catch-all on that topic, still taking everything there.
+    bus.declare([SHIPPING, JOURNEY])
+    publisher.publish([message("warehouse.stock.moved")])
+    assert receive_unrouted(bus, 1) == ["warehouse.stock.moved"]
+
+
+def test_a_binding_dropped_since_the_last_declare_no_longer_takes_that_services_events(sqs_bus):
+    bus = sqs_bus()
+    bus.declare([JOURNEY])
+    shop_only = Subscription(name="shop", queue_name="shop.journey", database="default", handlers_path="",
+                             binding_keys=("shop.order.cancelled.#",))
+    bus.declare([shop_only])
+    bus.publish([message("shipping.shipment.created"), message("shop.order.cancelled")])
+    reader = bus.subscribe(shop_only, prefetch=10)
+    assert keys_of(fetch_until(reader, 1)) == ["shop.order.cancelled"]
+    assert nothing_more(reader)
+    assert receive_unrouted(bus, 1) == ["shipping.shipment.created"]
+
+
+def test_publish_confirms_ids_in_order_across_a_batch_mixing_three_topics(sqs_bus):
+    bus = sqs_bus()
+    bus.declare([SHIPPING, JOURNEY])
+    services = ["shop.order.cancelled.n{}", "shipping.shipment.created.n{}", "loyalty.points.awarded.n{}"]
+    # Runs of each topic, longer than a PublishBatch, and single messages interleaved.
+    keys = [services[0].format(i) for i in range(12)] + [services[i % 3].format(i) for i in range(12, 19)] + [
+        services[2].format(i) for i in range(19, 31)]
+    messages = [message(key) for key in keys]
+    assert bus.publish(messages) == PublishResult(confirmed=tuple(m.message_id for m in messages))
+    assert len(fetch_until(bus.subscribe(JOURNEY, prefetch=10), len(keys), within=15)) == len(keys)
+
+
+def test_a_topic_that_cannot_be_created_stops_publish_with_what_went_before_confirmed(sqs_bus):
+    bus = sqs_bus()
+    bus.declare([SHIPPING])
+    messages = [message("shop.order.cancelled.us"), message(f"{'x' * 300}.too.long"),
+                message("shop.order.cancelled.de")]
+    result = bus.publish(messages)
+    assert result.confirmed == (messages[0].message_id,) and isinstance(result.error, BrokerError)
