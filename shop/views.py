@@ -2,6 +2,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -143,10 +144,14 @@ def checkout_mode_switch(request):
     return redirect(next_url)
 
 
+ORDERS_PER_PAGE = 25
+
+
 @login_required
 @require_GET
 def order_list(request):
-    return render(request, "shop/orders.html", {"orders": order_list_for_customer(customer=request.user)})
+    orders = Paginator(order_list_for_customer(customer=request.user), ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "shop/orders.html", {"orders": orders})
 
 
 @login_required

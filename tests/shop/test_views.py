@@ -195,6 +195,21 @@ def test_my_orders_lists_only_the_customers_own_orders(client, customer, product
     assert theirs.number not in html
 
 
+def test_my_orders_come_a_page_at_a_time_newest_first(client, customer, product, address):
+    from shop.views import ORDERS_PER_PAGE
+
+    product.stock = ORDERS_PER_PAGE + 5
+    product.save()
+    numbers = [place_order(customer, product, address).number for _ in range(ORDERS_PER_PAGE + 1)]
+    client.force_login(customer)
+
+    first = client.get(reverse("shop:orders")).content.decode()
+    second = client.get(reverse("shop:orders") + "?page=2").content.decode()
+
+    assert numbers[-1] in first and numbers[0] not in first and "page 1 of 2" in first
+    assert numbers[0] in second and numbers[-1] not in second
+
+
 def test_order_page_is_404_for_another_customer_and_visible_to_staff(client, customer, staff, product, address):
     order = place_order(customer, product, address)
     url = reverse("shop:order", args=[order.pk])
