@@ -1,4 +1,5 @@
 """Every read the shop makes beyond a plain get."""
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,8 @@ class JourneyEntry:
     event_type: str
     summary: str
     published: bool = True
+    # Milliseconds since the order was placed: the asynchronous gap a customer waits, made visible.
+    since_order_ms: int = 0
 
 
 def order_journey(*, order: Order) -> list[JourneyEntry]:
@@ -61,7 +64,8 @@ def order_journey(*, order: Order) -> list[JourneyEntry]:
         JourneyEntry(at=step.occurred_at, source=step.source, event_type=step.event_type, summary=step.summary)
         for step in order.journey_steps.all()
     ]
-    return sorted(published + heard, key=lambda entry: entry.at)
+    return [dataclasses.replace(entry, since_order_ms=round((entry.at - order.created_at).total_seconds() * 1000))
+            for entry in sorted(published + heard, key=lambda entry: entry.at)]
 
 
 CHECKOUT_PERCENTILES = (50, 95, 99)

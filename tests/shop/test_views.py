@@ -1,7 +1,7 @@
 """The shop's HTML pages, driven through the Django test client as a browser would."""
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -253,6 +253,19 @@ def test_journey_partial_shows_what_shipping_and_loyalty_reported(client, custom
     assert "Shipment created, tracking TRK-123" in html and "Shipping label printed" in html
     assert 'href="/media/labels/7.pdf"' in html
     assert 'data-settled="false"' in html  # no points yet: keep polling
+
+
+def test_the_journey_shows_each_step_in_milliseconds_since_the_order(client, customer, product, address):
+    order = place_order(customer, product, address)
+    shipped = Envelope(event=ShipmentCreated(shipment_id=7, order_id=order.pk, tracking_number="TRK-1", country="GB"),
+                       sequence=1, id=uuid.uuid4(), time=order.created_at + timedelta(milliseconds=1234))
+    with transaction.atomic():
+        order_note_shipment_created(shipped)
+    client.force_login(customer)
+
+    html = client.get(reverse("shop:order_journey", args=[order.pk])).content.decode()
+
+    assert "+1234 ms" in html
 
 
 def test_journey_partial_says_settled_once_shipped_and_credited(client, customer, product, address):
