@@ -113,11 +113,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Every line names the request or message it belongs to (messaging/correlation.py).
-    "filters": {"correlation_id": {"()": "messaging.correlation.CorrelationIdLogFilter"}},
+    "filters": {"correlation_id": {"()": "messaging.correlation.CorrelationIdLogFilter"},
+                "quiet_access_log": {"()": "config.logging.QuietAccessLogFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["correlation_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"},
+                # runserver's access log (the demo's web process), without static files and polling.
+                "django.server": {"handlers": ["console"], "filters": ["quiet_access_log"], "propagate": False}},
 }
 
 from .messaging import *  # noqa: E402,F401,F403
