@@ -91,8 +91,9 @@ def demo_orders_place(*, count: int, correlation_prefix: str = "demo") -> list[O
     return orders
 
 
-def traffic_spike_start(*, orders: int = 300, seconds: float = 10.0) -> threading.Thread:
-    """Start placing `orders` orders evenly over `seconds` in a background thread, and return it."""
+def traffic_spike_start(*, orders: int = 300, seconds: float = 10.0, name: str = "traffic_spike") -> threading.Thread:
+    """Start placing `orders` orders evenly over `seconds` in a background thread, and return it.
+    `name` says on the operations view what the orders are for (a spike, or orders during an outage)."""
     global _running
     if orders < 1 or seconds < 0:
         raise ValueError("a traffic spike needs at least one order and a duration of 0 s or more")
@@ -102,7 +103,7 @@ def traffic_spike_start(*, orders: int = 300, seconds: float = 10.0) -> threadin
         customer = demo_customer()
         plan = _orders_plan(orders)
         _stock_top_up(plan)
-        progress = ScenarioProgress(name="traffic_spike", orders=orders, started_at=timezone.now().isoformat())
+        progress = ScenarioProgress(name=name, orders=orders, started_at=timezone.now().isoformat())
         _progress_save(progress)
         _running = threading.Thread(target=_traffic_spike_run, args=(customer, plan, seconds, progress),
                                     name="traffic-spike", daemon=True)

@@ -26,6 +26,8 @@ from messaging.topology import SUBSCRIPTIONS
 from shop import scenarios
 
 OUTAGE_SECONDS = 30
+# Orders placed while loyalty is down, so its queue visibly piles up (and drains when it returns).
+OUTAGE_ORDERS, OUTAGE_ORDERING_SECONDS = 60, 20
 SPIKE_ORDERS, SPIKE_SECONDS = 300, 10
 POISON_SCENARIO_ORDERS = 3
 
@@ -150,8 +152,14 @@ def scenario_traffic_spike(request):
 @staff_required
 def scenario_loyalty_outage(request):
     consumer_outage_start(consumer="loyalty", seconds=OUTAGE_SECONDS)
-    messages.success(request, f"Loyalty is down for {OUTAGE_SECONDS} s (from its next heartbeat): loyalty.events "
-                              "piles up while shipping goes on; then loyalty catches up by itself.")
+    try:
+        scenarios.traffic_spike_start(orders=OUTAGE_ORDERS, seconds=OUTAGE_ORDERING_SECONDS, name="loyalty_outage")
+    except (scenarios.ScenarioAlreadyRunning, ValueError) as error:
+        messages.warning(request, f"Loyalty is down for {OUTAGE_SECONDS} s, but no orders were placed: {error}.")
+        return redirect("ops:overview")
+    messages.success(request, f"Loyalty is down for {OUTAGE_SECONDS} s (from its next heartbeat), and {OUTAGE_ORDERS} "
+                              f"orders arrive over {OUTAGE_ORDERING_SECONDS} s: loyalty.events piles up while shipping "
+                              "goes on; then loyalty catches up by itself.")
     return redirect("ops:overview")
 
 

@@ -154,10 +154,11 @@ def _scenario_state() -> dict | None:
     progress = scenarios.scenario_progress()
     if progress is None:
         return None
+    label = progress.name.replace("_", " ")
     if progress.running:
-        text = f"traffic spike: {progress.placed} of {progress.orders} orders placed"
+        text = f"{label}: {progress.placed} of {progress.orders} orders placed"
     else:
-        text = f"last traffic spike: {progress.placed} of {progress.orders} orders placed"
+        text = f"last {label}: {progress.placed} of {progress.orders} orders placed"
     if progress.skipped:
         text += f", {progress.skipped} skipped (out of stock)"
     if progress.error:

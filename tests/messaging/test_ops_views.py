@@ -237,7 +237,10 @@ def test_start_also_ends_a_timed_outage(staff_browser):
     assert consumer_state("loyalty").paused_until is None
 
 
-def test_the_loyalty_outage_pauses_loyalty_alone_for_thirty_seconds(staff_browser):
+def test_the_loyalty_outage_pauses_loyalty_alone_for_thirty_seconds_and_places_orders_meanwhile(staff_browser,
+                                                                                                  monkeypatch):
+    started = []
+    monkeypatch.setattr(scenarios, "traffic_spike_start", lambda **kwargs: started.append(kwargs))
     before = timezone.now()
 
     response = staff_browser.post(reverse("ops:scenario_loyalty_outage"), follow=True)
@@ -246,7 +249,8 @@ def test_the_loyalty_outage_pauses_loyalty_alone_for_thirty_seconds(staff_browse
     assert loyalty.paused is False  # it resumes by itself
     assert before + timedelta(seconds=29) < loyalty.paused_until < timezone.now() + timedelta(seconds=31)
     assert not ConsumerState.objects.using("shipping").filter(consumer="shipping").exclude(paused_until=None).exists()
-    assert "Loyalty is down for 30 s" in messages_on(response)[0]
+    assert "Loyalty is down for 30 s" in messages_on(response)[0] and "60 orders arrive over 20 s" in messages_on(response)[0]
+    assert started == [{"orders": 60, "seconds": 20, "name": "loyalty_outage"}]
     assert staff_browser.get(reverse("ops:state")).json()["consumers"]["loyalty"]["status_text"].startswith(
         "paused, resumes in")
 
