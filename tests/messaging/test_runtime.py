@@ -152,7 +152,7 @@ def _last_attempt(message):
     pytest.param(lambda: _broker_dead(purchase_message(48)), id="the store for a broker's dead letter"),
 ])
 def test_when_the_database_is_unreachable_the_delivery_is_requeued_not_acked_and_the_loop_slows_down(
-        consumer, sleeps, make_message):
+        consumer, sleeps, make_message, caplog):
     message = make_message()
 
     with connections["shipping"].execute_wrapper(_database_down):
@@ -160,6 +160,7 @@ def test_when_the_database_is_unreachable_the_delivery_is_requeued_not_acked_and
 
     assert reader.settled() == [("requeue", message)]
     assert sleeps == [1.0]
+    assert "shipping cannot reach its database (the shipping database is unreachable); requeueing" in caplog.text
     assert committed("shipping", DeadLetter) == 0
 
 
