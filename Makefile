@@ -21,7 +21,7 @@ else ifneq ($(BROKER),embedded)
 $(error BROKER=$(BROKER): use embedded, rabbitmq, activemq or sqs)
 endif
 
-.PHONY: install browser brokers start-broker demo test test-fast migrate seed clean
+.PHONY: install browser brokers start-broker demo test test-fast mutate migrate seed clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,5 +60,12 @@ test: install browser brokers
 test-fast: install
 	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
 
+# Mutation testing of the guarantee code ([tool.mutmut] in pyproject.toml; docs/mutation-survivors.md):
+# each mutant of those files runs the fast unit tests that reach it. CPU-heavy, so niced; not part of CI.
+# `make mutate MUTANTS='messaging.outbox.*'` runs only the mutants matching the pattern.
+mutate: install
+	nice -n 19 $(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf var
+	rm -rf var mutants
