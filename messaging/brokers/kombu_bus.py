@@ -42,6 +42,9 @@ UNROUTED_QUEUE = Queue(UNROUTED_QUEUE_NAME, exchange=UNROUTED_EXCHANGE, routing_
 # again and again); each consumer drains its own dead queue into its dead-letter store.
 DEAD_LETTER_EXCHANGE = Exchange(f"{EXCHANGE_NAME}.dead", type="direct", durable=True)
 DEFAULT_EXCHANGE = Exchange("")
+# A copy sent straight to a queue (a retry, a replay) travels under the queue's name: this header
+# keeps the event's own routing key, and deliveries report that one.
+ROUTING_KEY_HEADER = "x-eventshop-routing-key"
 # Headers the broker adds on its way; a copy we send again must not carry them forward.
 BROKER_HEADERS = frozenset({
     "x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
@@ -129,7 +132,7 @@ class KombuBus(EventBus):
                     content_encoding="utf-8" if message.content_type else "binary",
                     delivery_mode=2,
                     message_id=message.message_id,
-                    headers={key: value for key, value in message.headers.items() if key not in BROKER_HEADERS},
+                    headers=_outgoing_headers(message, direct_to_queue=routing_key is not None),
                     retry=False,
                 )
             except self.errors as error:
@@ -276,16 +279,37 @@ class KombuReader(SubscriptionReader):
 def retry_headers(delivery: Delivery, attempt: int) -> dict:
     headers = {key: value for key, value in delivery.headers.items() if key not in BROKER_HEADERS}
     headers[ATTEMPT_HEADER] = attempt
+    if delivery.routing_key:
+        headers[ROUTING_KEY_HEADER] = delivery.routing_key
     return headers
+
+
+def _outgoing_headers(message: OutgoingMessage, *, direct_to_queue: bool) -> dict:
+    headers = {key: value for key, value in message.headers.items() if key not in BROKER_HEADERS}
+    if direct_to_queue and message.routing_key:
+        headers[ROUTING_KEY_HEADER] = message.routing_key
+    return headers
+
+
+def _routing_key(message: Message, headers: dict) -> str:
+    """The event's own routing key: carried by a copy sent to a queue, or, for a message RabbitMQ
+    dead-lettered, the key it was first published with (x-death); else the one it arrived with."""
+    if headers.get(ROUTING_KEY_HEADER):
+        return str(headers.pop(ROUTING_KEY_HEADER))
+    deaths = headers.get("x-death") or []
+    if deaths and isinstance(deaths[0], dict) and deaths[0].get("routing-keys"):
+        return str(deaths[0]["routing-keys"][0])
+    return message.delivery_info.get("routing_key", "")
 
 
 def _delivery(message: Message) -> Delivery:
     body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
     headers = dict(message.headers or {})
+    routing_key = _routing_key(message, headers)
     return Delivery(
         body=body,
         content_type=message.content_type or "",
-        routing_key=message.delivery_info.get("routing_key", ""),
+        routing_key=routing_key,
         headers=headers,
         redeliveries=int(headers.get("x-delivery-count", 0) or 0),
         handle=message,

@@ -49,6 +49,7 @@ def test_a_message_requeued_up_to_the_delivery_limit_comes_out_of_fetch_from_the
     *handed_out, dead = deliveries
     assert [d.redeliveries for d in handed_out] == list(range(QUEUE_DELIVERY_LIMIT + 1))
     assert (dead.body, dead.broker_dead_reason) == (poison.body, "delivery_limit")
+    assert dead.routing_key == "shop.order.cancelled.o-1"  # the event's key, from x-death
     assert dead.headers["ce-type"] == poison.headers["ce-type"]
     assert [d.ready for d in bus.queue_depths(["shipping.events", "shipping.events.dead"])] == [0, 0]
 
