@@ -198,33 +198,31 @@ def rabbitmq_postgres_backend(tmp_path):
         databases.drop()
 
 
-@pytest.fixture
-def activemq_postgres_backend(tmp_path):
+def _namespaced_backend(name: str, service: str, host: str, port: int, url: str):
+    """PostgreSQL databases of their own and a broker URL in a namespace of its own: a run never sees
+    another run's destinations or messages."""
     require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
-    require_service("ActiveMQ (STOMP)", ACTIVEMQ_HOST, ACTIVEMQ_STOMP_PORT)
+    require_service(service, host, port)
     databases = PostgresDatabases()
     databases.create()
     try:
-        # A namespace of its own: a run never sees another run's destinations or messages.
-        yield Backend("activemq+postgres", databases,
-                      f"stomp://{ACTIVEMQ_HOST}:{ACTIVEMQ_STOMP_PORT}?namespace=it{uuid.uuid4().hex[:8]}")
+        yield Backend(name, databases, url)
     finally:
         databases.drop()
+
+
+@pytest.fixture
+def activemq_postgres_backend(tmp_path):
+    yield from _namespaced_backend("activemq+postgres", "ActiveMQ (STOMP)", ACTIVEMQ_HOST, ACTIVEMQ_STOMP_PORT,
+                                   f"stomp://{ACTIVEMQ_HOST}:{ACTIVEMQ_STOMP_PORT}?namespace=it{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
 def sqs_postgres_backend(tmp_path):
-    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
-    require_service("the SQS + SNS emulator", SQS_HOST, SQS_PORT)
-    databases = PostgresDatabases()
-    databases.create()
-    try:
-        # A short visibility timeout: a killed consumer's message comes back within the test's patience.
-        yield Backend("sqs+postgres", databases,
-                      f"sqs://us-east-1?endpoint=http://{SQS_HOST}:{SQS_PORT}&namespace=it{uuid.uuid4().hex[:8]}"
-                      "&visibility_timeout=3")
-    finally:
-        databases.drop()
+    # A short visibility timeout: a killed consumer's message comes back within the test's patience.
+    yield from _namespaced_backend("sqs+postgres", "the SQS + SNS emulator", SQS_HOST, SQS_PORT,
+                                   f"sqs://us-east-1?endpoint=http://{SQS_HOST}:{SQS_PORT}"
+                                   f"&namespace=it{uuid.uuid4().hex[:8]}&visibility_timeout=3")
 
 
 @pytest.fixture
