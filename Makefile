@@ -21,7 +21,7 @@ else ifneq ($(BROKER),embedded)
 $(error BROKER=$(BROKER): use embedded, rabbitmq, activemq or sqs)
 endif
 
-.PHONY: install browser brokers start-broker demo test test-fast mutate migrate seed clean
+.PHONY: install browser brokers start-broker demo screenshots test test-fast mutate migrate seed clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ brokers: install
 
 test: install browser brokers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Refresh the docs' pictures (docs/screenshots/) from the browser tests; test runs leave them alone.
+screenshots: install browser
+	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 # Unit tests only: no RabbitMQ, PostgreSQL or browser needed.
 test-fast: install

@@ -9,7 +9,10 @@ from tests.integration.backends import IN_CI
 from tests.integration.stack import DEMO_PASSWORD
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+# Test runs keep their pictures out of the tracked tree (var/ is ignored); `make screenshots` runs the
+# browser tests with SCREENSHOT_DIR=docs/screenshots to refresh the docs' pictures on purpose.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "var" / "screenshots")
 # Flags for a sandboxed machine with no network but loopback (see the README).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
@@ -48,6 +51,6 @@ def log_in(page, base_url: str, username: str) -> None:
 
 
 def screenshot(page, name: str) -> None:
-    """Keep a picture of the page for the docs (docs/screenshots/)."""
+    """Keep a picture of the page (var/screenshots/, or docs/screenshots/ with `make screenshots`)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
