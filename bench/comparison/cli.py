@@ -20,6 +20,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not restart the machine's RabbitMQ and ActiveMQ mid-run")
     parser.add_argument("--no-docs-copy", action="store_true",
                         help=f"write only var/{RESULTS_NAME}, not docs/{RESULTS_NAME} and docs/brokers.md")
+    parser.add_argument("--steps", default="",
+                        help="only these steps, comma-separated (latency, consumers_1, consumers_2, ordering_1, "
+                             "ordering_2, ordering_option, kill, restart, publish, memory); default: all")
     parser.add_argument("--run-id", default=None, help="the run's id in the JSON (default: a fresh one)")
 
 
@@ -28,7 +31,8 @@ def compare_from_options(options, *, var_dir: Path, out=sys.stdout) -> dict:
     unknown = [name for name in brokers if name not in BROKERS]
     if unknown:
         raise SystemExit(f"unknown broker(s): {', '.join(unknown)}; choose from {', '.join(BROKERS)}")
-    load = Load.for_options(messages=options.messages, quick=options.quick, restart=not options.no_restart)
+    steps = tuple(step.strip() for step in options.steps.split(",") if step.strip())
+    load = Load.for_options(messages=options.messages, quick=options.quick, restart=not options.no_restart, steps=steps)
     docs_copy = None if options.no_docs_copy else DOCS_COPY
     out.write(f"broker comparison: {', '.join(brokers)}; {load}\n")
     results = run_comparison(brokers=brokers, load=load, var_dir=var_dir, docs_copy=docs_copy,

@@ -8,6 +8,7 @@ the reason.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -39,25 +40,40 @@ class Load:
     ordering_orders: int  # orders per ordering measurement (two events each)
     restart_orders: int  # orders placed around a broker restart
     restart: bool  # restart the machine's broker mid-run (never from --quick)
+    steps: tuple[str, ...] = ()  # only these steps (and the deployment); all when empty
 
     @classmethod
-    def for_options(cls, *, messages: int | None, quick: bool, restart: bool) -> Load:
+    def for_options(cls, *, messages: int | None, quick: bool, restart: bool, steps: tuple[str, ...] = ()) -> Load:
+        unknown = set(steps) - set(STEP_LABELS)
+        if unknown:
+            raise SystemExit(f"unknown step(s) {', '.join(sorted(unknown))}; choose from {', '.join(STEP_LABELS)}")
         if quick:
             messages = messages or 30
             return cls(messages, orders=10, order_rate=2.0, ordering_orders=max(5, messages // 2), restart_orders=0,
-                       restart=False)
+                       restart=False, steps=steps)
         messages = messages or 1000
         return cls(messages, orders=max(20, messages // 5), order_rate=5.0, ordering_orders=max(10, messages // 2),
-                   restart_orders=max(30, messages // 10), restart=restart)
+                   restart_orders=max(30, messages // 10), restart=restart, steps=steps)
 
 
 def _steps(load: Load) -> list[tuple[str, str]]:
-    """(key, label) of each step, for the progress bar."""
-    return [("prepare", "a fresh deployment"), ("latency", "purchase to shipment"),
-            ("consumers_1", "consumer throughput, 1 process"), ("consumers_2", "consumer throughput, 2 processes"),
-            ("ordering_1", "ordering, 1 consumer"), ("ordering_2", "ordering, 2 consumers"),
-            ("ordering_option", "ordering, 2 consumers, ordering option on"), ("kill", "a consumer SIGKILLed"),
-            ("restart", "a broker restart"), ("publish", "publish throughput"), ("memory", "broker memory")]
+    """(key, label) of each step this run takes, for the progress bar."""
+    return [(key, label) for key, label in STEP_LABELS.items() if key == "prepare" or not load.steps or key in load.steps]
+
+
+STEP_LABELS = {
+    "prepare": "a fresh deployment",
+    "latency": "purchase to shipment",
+    "consumers_1": "consumer throughput, 1 process",
+    "consumers_2": "consumer throughput, 2 processes",
+    "ordering_1": "ordering, 1 consumer",
+    "ordering_2": "ordering, 2 consumers",
+    "ordering_option": "ordering, 2 consumers, ordering option on",
+    "kill": "a consumer SIGKILLed",
+    "restart": "a broker restart",
+    "publish": "publish throughput",
+    "memory": "broker memory",
+}
 
 
 def machine() -> dict:
@@ -130,6 +146,7 @@ def run_comparison(*, brokers: list[str], load: Load, var_dir: Path, docs_copy: 
                    out=sys.stdout) -> dict:
     """Measure each broker in turn; write var_dir/brokers-comparison.json (and `docs_copy`); return it."""
     var_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("stomp.py").setLevel(logging.WARNING)  # one line per connection otherwise, between the bars
     run_id = run_id or uuid.uuid4().hex
     results = {"schema": SCHEMA, "run_id": run_id, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "quick": not load.restart and load.restart_orders == 0, "load": asdict(load), "machine": machine(),
