@@ -90,8 +90,8 @@ def _ordering_verdict(results: dict) -> tuple[str, str]:
     return "not measurable here", (f"the emulator delivered a standard queue in order to one consumer "
                                    f"(0 of {one['orders']} orders out of order), which says nothing about AWS: AWS "
                                    "documents standard queues as best-effort ordering and occasional duplicates. "
-                                   f"Out of order with 2 consumers is what competing consumers do on every broker "
-                                   f"(see the table).{fifo_text}")
+                                   "Competing consumers can reorder an order's events on any broker without an "
+                                   f"ordering option (the 2-consumer row).{fifo_text}")
 
 
 def _activemq_verdict(results: dict) -> tuple[str, str]:
@@ -124,14 +124,15 @@ def claims(results: dict) -> list[tuple[str, str, str]]:
     return [
         ("SQS scales horizontally and takes tens of thousands of messages per second per queue", "not measurable here",
          "the emulator's throughput describes moto, not Amazon SQS, and is never quoted as SQS's. AWS's published "
-         "figures: standard queues support a nearly unlimited number of API calls per second per action; FIFO "
-         "queues 300 API calls per second per action (send, receive, delete), or 3,000 messages per second with "
-         "batches of 10; high-throughput FIFO mode considerably more (AWS quotes its current per-region limits). "
-         "Horizontal scaling needs many machines; this is one."),
+         "figures ([Amazon SQS message quotas](https://docs.aws.amazon.com/AWSSimpleQueueService/latest/"
+         "SQSDeveloperGuide/quotas-messages.html)), quoted as AWS's: standard queues support a nearly unlimited "
+         "number of API calls per second per action (SendMessage, ReceiveMessage, DeleteMessage); FIFO queues 300 "
+         "transactions per second per action, or up to 3,000 messages per second with batches of 10; high-throughput "
+         "FIFO mode more, with per-region limits. Horizontal scaling needs many machines; this is one"),
         ("SQS keeps no order", ordering_verdict, ordering_why),
         ("SQS has few advanced features", "contradicted, in part",
-         "from the adapters' records: SQS gives native retry delays, a delivery limit with redrive to a DLQ, exact "
-         "receive counts and, with SNS filter policies, routing by pattern; it has no priorities, no consumer counts, "
+         "from the adapters' records: SQS gives native retry delays, a delivery limit with redrive to a DLQ, a "
+         "receive count and, with SNS filter policies, routing by pattern; it has no priorities, no consumer counts, "
          "and ordering only on FIFO queues. Fewer than RabbitMQ's, but not few for this design's needs."),
         ("RabbitMQ and ActiveMQ do not scale horizontally", "not measurable here",
          "one machine, one broker node each: a single node cannot show how a cluster scales. The 1 → 2 consumer "
@@ -156,6 +157,9 @@ def measured_section(results: dict) -> str:
         "",
         figures_table(results).rstrip("\n"),
         "",
+        *(["A quick run checks the machinery end to end; a few dozen messages on a shared machine are not figures "
+           "to draw conclusions from. The full run is `python manage.py brokers compare`.", ""]
+          if results.get("quick") else []),
         "Skipped or failed brokers, and each figure's exact definition, are in "
         "[brokers-comparison.json](brokers-comparison.json) and [bench/comparison/measures.py](../bench/comparison/measures.py).",
         "",

@@ -122,7 +122,15 @@ def _rss_kib(pid: int) -> int | None:
 
 
 def broker_process(broker: str) -> tuple[int, list[str]] | None:
-    """(pid, argv) of the broker's server process on this machine, or None."""
+    """(pid, argv) of the broker's server process on this machine, or None. For RabbitMQ, the node
+    rabbitmqctl talks to (RABBITMQ_NODENAME) says its own pid."""
+    if broker == "rabbitmq":
+        try:
+            answer = subprocess.run(["rabbitmqctl", "eval", "os:getpid()."], capture_output=True, text=True, timeout=60)
+            pid = int(answer.stdout.strip().splitlines()[-1].strip('"'))
+            return pid, (Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0"))
+        except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+            pass  # fall back to the process table
     matches = BROKER_PROCESSES[broker][1]
     for pid, argv in _processes():
         if matches(argv):
