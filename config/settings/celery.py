@@ -8,9 +8,12 @@ from .messaging import BROKER_URL, BROKER_VISIBILITY_TIMEOUT_SECONDS
 
 
 def _without_event_bus_options(url: str) -> str:
-    """The URL without the RabbitMQ adapter's own options (`single_active_consumer`), which kombu refuses."""
+    """The URL without the RabbitMQ adapter's own options (`single_active_consumer`), which kombu refuses.
+    Any other URL is returned as it is: rebuilding `eventshop-sqlite:////abs/path` would lose a slash."""
     from urllib.parse import parse_qsl, urlencode, urlsplit
 
+    if not url.startswith(("amqp", "pyamqp")) or "single_active_consumer" not in url:
+        return url
     parts = urlsplit(url)
     query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "single_active_consumer"]
     return parts._replace(query=urlencode(query)).geturl()
