@@ -20,10 +20,10 @@ def test_staff_see_the_matrix_and_the_figures_of_the_last_comparison(page, embed
     page.click("text=Brokers compared")
     page.wait_for_url("**/ops/brokers/")
 
-    assert page.locator("[data-current-broker]").inner_text() == "Embedded (SQLite)"
+    assert page.locator("[data-current-broker]").text_content() == "Embedded (SQLite)"
     matrix = page.locator("table.capability-matrix")
     for name in ("RabbitMQ", "Embedded (SQLite)", "Amazon SQS + SNS", "ActiveMQ Classic"):
-        assert name in matrix.locator("thead").inner_text()
+        assert name in matrix.locator("thead").text_content()
     assert matrix.locator("tbody tr").count() == 12
 
     assert page.locator(f"[data-run-id='{run_id}']").count() == 1
@@ -31,6 +31,6 @@ def test_staff_see_the_matrix_and_the_figures_of_the_last_comparison(page, embed
     assert float(relay_bar.get_attribute("data-value")) > 0 and float(relay_bar.get_attribute("width")) > 0
     latency_bar = page.locator("[data-chart='latency-p50_ms'] rect[data-broker='embedded']")
     assert float(latency_bar.get_attribute("data-value")) > 0
-    assert "purchase → shipment latency" in page.locator("table.comparison-table").inner_text()
+    assert "purchase → shipment latency" in page.locator("table.comparison-table").text_content()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "ops-brokers.png"), full_page=True)
