@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.comparison import measures, setups
+from messaging.brokers import EventBus
 from bench.comparison.progress import Progress
 
 RESULTS_NAME = "brokers-comparison.json"
@@ -88,7 +89,7 @@ def _measure_broker(broker: str, load: Load, progress: Progress, folder: Path) -
     result: dict = {"status": "measured", "steps": {}}
     try:
         with setups.broker_setup(broker, folder) as setup:
-            result["broker_url"] = setup.backend.broker_url.split("?")[0] if broker != "embedded" else "eventshop-sqlite"
+            result["broker_url"] = EventBus.describe_url(setup.backend.broker_url.split("?")[0])
             result["ordering_option"] = setup.ordering_option
             log_dir = folder / f"{broker}-logs"
             log_dir.mkdir(parents=True, exist_ok=True)
