@@ -5,7 +5,8 @@
 Paste what it prints between `<!-- capabilities:start -->` and `<!-- capabilities:end -->` in
 docs/brokers.md. tests/test_broker_docs.py builds the same table in memory and fails while the page
 holds anything else, so a changed adapter cannot leave the docs behind. It measures nothing: the
-measured comparison of the brokers is still to be done.
+measured comparison is bench/brokers.py, and tests/messaging/brokers/test_capabilities.py checks
+each record against its real broker.
 """
 from __future__ import annotations
 

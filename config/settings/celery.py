@@ -5,9 +5,24 @@ from .messaging import BROKER_URL, BROKER_VISIBILITY_TIMEOUT_SECONDS
 # Celery's work queues stay on a broker Celery supports: the event broker itself when it is RabbitMQ
 # or the embedded one; beside ActiveMQ (no Celery transport) and SQS, the embedded SQLite file broker.
 # Set CELERY_BROKER_URL (amqp://, redis://, sqs://) to put them elsewhere.
+
+
+def _without_event_bus_options(url: str) -> str:
+    """The URL without the RabbitMQ adapter's own options (`single_active_consumer`), which kombu refuses.
+    Any other URL is returned as it is: rebuilding `eventshop-sqlite:////abs/path` would lose a slash."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    if not url.startswith(("amqp", "pyamqp")) or "single_active_consumer" not in url:
+        return url
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "single_active_consumer"]
+    return parts._replace(query=urlencode(query)).geturl()
+
+
 CELERY_BROKER_URL = env_str(
     "CELERY_BROKER_URL",
-    f"eventshop-sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}" if BROKER_URL.startswith(("stomp", "sqs")) else BROKER_URL,
+    f"eventshop-sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}" if BROKER_URL.startswith(("stomp", "sqs"))
+    else _without_event_bus_options(BROKER_URL),
 )
 # On RabbitMQ a job is sent with a publisher confirm, so `delay()` returns once the broker has it.
 CELERY_BROKER_TRANSPORT_OPTIONS = (

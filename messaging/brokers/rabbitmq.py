@@ -1,6 +1,14 @@
 """RabbitMQ through kombu / py-amqp: quorum queues with a delivery limit, publisher confirms, an
-alternate exchange for unrouted events, and delay queues (TTL + dead-lettering) for retries."""
+alternate exchange for unrouted events, and delay queues (TTL + dead-lettering) for retries.
+
+`?single_active_consumer=1` in BROKER_URL declares the subscriber queues with
+`x-single-active-consumer`: one consumer at a time gets a queue's messages, in order, and a
+competing process stands by. RabbitMQ refuses to redeclare an existing queue with other arguments,
+so the option is for a fresh vhost (the broker comparison's ordering runs).
+"""
 from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from kombu import Producer, Queue
 
@@ -15,6 +23,15 @@ DELAY_LEVELS_SECONDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 class RabbitMQBus(KombuBus):
     HEARTBEAT_SECONDS = 30
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0):
+        # Our option comes off the URL before kombu reads it.
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        option = [value for key, value in query if key == "single_active_consumer"]
+        self.single_active_consumer = bool(option) and option[-1].lower() in {"1", "true", "yes"}
+        rest = urlencode([(key, value) for key, value in query if key != "single_active_consumer"])
+        super().__init__(parts._replace(query=rest).geturl(), connect_timeout=connect_timeout)
     capabilities = Capabilities(
         name="RabbitMQ",
         publish_confirmation="publisher confirms: the broker acks each message once it is on disk in the quorum queues",
@@ -24,7 +41,8 @@ class RabbitMQBus(KombuBus):
         delivery_limit=f"native: quorum queue `x-delivery-limit` ({QUEUE_DELIVERY_LIMIT}), then dead-lettered",
         dead_letters="native: a dead-letter exchange to a dead queue per subscriber; Eventshop moves them into its store",
         delayed_delivery="no native delay: per-level delay queues whose TTL dead-letters back into the queue",
-        per_key_ordering="per queue, for one consumer; single active consumer or per-order routing keeps it with more",
+        per_key_ordering="per queue, for one consumer; with `?single_active_consumer=1`, one consumer at a time takes a "
+                         "queue (the others stand by), so order holds with competing processes",
         unrouted_events="native: an alternate exchange keeps them in `shop.events.unrouted`",
         priorities="native priority queues (classic queues only; not used)",
         high_availability="quorum queues replicate across a cluster's nodes (Raft)",
@@ -43,6 +61,7 @@ class RabbitMQBus(KombuBus):
                 "x-delivery-limit": QUEUE_DELIVERY_LIMIT,
                 "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
                 "x-dead-letter-routing-key": subscription.dead_queue_name,
+                **({"x-single-active-consumer": True} if self.single_active_consumer else {}),
             },
         )
 

@@ -5,10 +5,11 @@ numbers, built by `operations_state`) every 2 s and updates the page in place. E
 small POST form that calls one function in messaging/operations.py (or shop/scenarios.py) and
 redirects back with a message saying what happened.
 
-The parts: `pages` (the overview, state.json, one order's journey), `controls` (the POST forms),
+The parts: `brokers` (/ops/brokers/: the brokers compared), `pages` (the overview, state.json, one order's journey), `controls` (the POST forms),
 `state` and `journey` (what they show, read fresh), `access` (staff only). Import from here.
 """
 from messaging.ops_views.access import staff_required
+from messaging.ops_views.brokers import brokers_page, brokers_progress, brokers_run
 from messaging.ops_views.controls import (
     consumer_faults,
     consumer_pause_view,
@@ -22,6 +23,9 @@ from messaging.ops_views.pages import journey_search, order_journey, overview, s
 from messaging.ops_views.state import faults_text, operations_state
 
 __all__ = [
+    "brokers_page",
+    "brokers_progress",
+    "brokers_run",
     "consumer_faults",
     "consumer_pause_view",
     "consumer_resume_view",
