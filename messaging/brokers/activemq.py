@@ -394,6 +394,10 @@ class ActiveMQBus(EventBus):
                 in_flight = int(statistics.get("inflightCount", 0))
                 depths[name] = QueueDepth(name, max(int(statistics["size"]) - in_flight, 0),
                                           int(statistics["consumerCount"]))
+        for name, qualified_name in ((name, qualified) for qualified, name in wanted.items()):
+            if name not in depths and name.endswith(".dead"):
+                # ActiveMQ creates a dead-letter queue with its first message: until then it is empty.
+                depths[name] = QueueDepth(name, 0, 0)
         return [depths.get(name, QueueDepth(name, None, None)) for name in queue_names]
 
     def _statistics_replies(self, subscription_id: str) -> list[dict]:

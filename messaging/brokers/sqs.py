@@ -578,7 +578,7 @@ class SqsBus(EventBus):
 
 
 class SqsReader(SubscriptionReader):
-    """One subscriber's queue and its DLQ. SQS is pull-based: not fetching is pausing."""
+    """One subscriber's queue and its DLQ. SQS is pull-based: paused, it just receives nothing."""
 
     def __init__(self, bus: SqsBus, queue_url: str, dead_queue_url: str, *, prefetch: int):
         self.bus = bus
@@ -586,8 +586,18 @@ class SqsReader(SubscriptionReader):
         self.dead_queue_url = dead_queue_url
         self.prefetch = prefetch
         self._next_dead_poll = 0.0
+        self.paused = False
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
 
     def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        if self.paused:
+            time.sleep(timeout)
+            return []
         count = max(1, min(max_messages, BATCH_ENTRIES))
         now = time.monotonic()
         if now >= self._next_dead_poll:

@@ -1,4 +1,4 @@
-"""The port's contract, as tests every kombu adapter must pass (RabbitMQ, the embedded SQLite broker).
+"""The port's contract, as tests every adapter must pass (RabbitMQ, embedded, ActiveMQ, SQS + SNS).
 
 An adapter's test module provides a `broker` fixture (a `BrokerUnderTest`) and imports the tests
 below with `from tests.messaging.brokers.contract import *`; pytest collects them there, once per
@@ -175,7 +175,7 @@ def test_retry_later_brings_the_message_back_after_its_delay_while_the_next_one_
     assert time.monotonic() - retried_at >= 1.4
     # The body, the headers and the event's routing key come back as they were.
     assert retried.body == failed.body and retried.routing_key == "shop.order.cancelled.o-1"
-    assert int(retried.headers[ATTEMPT_HEADER]) == 1
+    # One more attempt counted: our header on a copy, or the broker's own receive count (SQS).
     assert retried.attempt == failed.attempt + 1
     assert retried.headers["ce-type"] == "shop.order.cancelled.o-1"
     assert nothing_more(reader)
