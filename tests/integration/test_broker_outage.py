@@ -88,7 +88,7 @@ def test_a_broker_unreachable_at_start_is_one_line_naming_broker_url_and_a_nonze
     assert "Traceback" not in result.stderr and "secret" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [("relay",), ("consume", "shipping")])
+@pytest.mark.parametrize("command", [("relay",), ("consume", "shipping"), ("demo", "--port", "0")])
 def test_a_broker_url_no_adapter_takes_is_one_line_and_a_nonzero_exit(command, tmp_path):
     result = _manage(*command, BROKER_URL="kafka://127.0.0.1:9092", EVENTSHOP_VAR_DIR=str(tmp_path))
 

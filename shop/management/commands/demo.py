@@ -17,7 +17,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from messaging.brokers import EventBus, adapter_class
+from messaging.brokers import BrokerConfigurationError, EventBus, adapter_class
 
 RESTART_MAX_SECONDS = 30
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -48,6 +48,10 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
 
     def handle(self, *args, host, port, **options):
+        try:
+            self.broker_name = adapter_class().capabilities.name
+        except BrokerConfigurationError as error:
+            raise CommandError(str(error)) from None
         _refuse_a_taken_port(host, port)
         python = sys.executable
         self.commands = {
@@ -134,7 +138,7 @@ class Command(BaseCommand):
   Shop            {base}/
   API docs        {base}/api/docs/
   Admin           {base}/admin/
-  Broker          {adapter_class().capabilities.name}: {EventBus.describe_url(settings.BROKER_URL)}
+  Broker          {self.broker_name}: {EventBus.describe_url(settings.BROKER_URL)}
   Work queues     {EventBus.describe_url(settings.CELERY_BROKER_URL)} (Celery)
 
   Log in as       demo  / {settings.DEMO_PASSWORD}   (customer)
