@@ -15,9 +15,10 @@ DELAY_LEVELS_SECONDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 class RabbitMQBus(KombuBus):
     HEARTBEAT_SECONDS = 30
+    PIPELINED_CONFIRMS = True
     capabilities = Capabilities(
         name="RabbitMQ",
-        publish_confirmation="publisher confirms: the broker acks each message once it is on disk in the quorum queues",
+        publish_confirmation="publisher confirms, pipelined: a batch is published, then all its acks awaited; each message is acked once on disk in the quorum queues",
         pub_sub="a topic exchange, one durable queue per subscriber",
         pattern_routing="AMQP topic bindings on the routing key (`*` one word, `#` any number)",
         delivery_count="exact: quorum queues set `x-delivery-count` on each redelivery",
