@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -26,10 +26,12 @@ from messaging.consumer.delivery import ACCEPTED_CONTENT_TYPES, TRANSIENT_ERRORS
 from messaging.dead_letters import dead_letter_record
 from messaging.events import Envelope, InvalidEvent
 from messaging.faults import FaultPlan
+from messaging.jobs import jobs_collected, jobs_send_together
 from messaging.models import DeliveryAttempt, DeliveryOutcome, InboxMessage, RedeliveryCount, SubjectProgress
 from messaging.correlation import current_correlation_id
 from messaging.brokers import SubscriptionReader
 from messaging.retries import retry_delay_seconds
+from messaging.sql import insert_unless_present
 from messaging.topology import QUEUE_DELIVERY_LIMIT, Subscription
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ class MessageProcessor:
                     self._process_in_batch(delivery, count, envelope, reader, batch)  # must be a duplicate
                 outcomes.append(outcome)
             batch.write(self)
+            # Before the commit, all at once: a batch whose jobs Celery's broker did not take does not commit.
+            jobs_send_together(batch.jobs)
         return outcomes
 
     def _parse_or_none(self, delivery: Delivery, redeliveries: int) -> Envelope | None:
@@ -109,9 +113,10 @@ class MessageProcessor:
         token = current_correlation_id.set(envelope.correlation_id or str(envelope.id))
         moved_before = dict(batch.moved)
         try:
-            # The message's savepoint: whatever fails here undoes only this message's writes.
-            with transaction.atomic(using=self.database):
+            # The message's savepoint: whatever fails here undoes only this message's writes (and jobs).
+            with jobs_collected() as jobs, transaction.atomic(using=self.database):
                 outcome = self.apply(envelope, delivery, batch)
+            batch.jobs += jobs
         except TRANSIENT_ERRORS as error:
             batch.moved = moved_before
             self._raise_if_transaction_lost(error)
@@ -196,16 +201,10 @@ class MessageProcessor:
 
     def inbox_insert(self, envelope: Envelope, outcome: str) -> bool:
         """Record the event in the inbox; False if this consumer has it already (a redelivery)."""
-        return insert_unless_present(InboxMessage, self.database, conflict_fields=("consumer", "event_id"), values={
-            "consumer": self.subscription.name,
-            "event_id": envelope.id,
-            "event_type": envelope.type,
-            "source": envelope.source,
-            "subject": envelope.subject,
-            "sequence": envelope.sequence,
-            "outcome": outcome,
-            "received_at": timezone.now(),
-        })
+        row = InboxMessage(consumer=self.subscription.name, event_id=envelope.id, event_type=envelope.type,
+                           source=envelope.source, subject=envelope.subject, sequence=envelope.sequence,
+                           outcome=outcome)
+        return insert_unless_present(row, using=self.database, conflict_fields=("consumer", "event_id"))
 
     def handle_with_faults(self, envelope: Envelope, delivery: Delivery) -> None:
         self.faults.before_handle(delivery.attempt)
@@ -271,6 +270,7 @@ class _Batch:
         self.attempts: list[DeliveryAttempt] = []
         self.progress: dict[tuple[str, str], SubjectProgress] = {}  # locked rows, as read
         self.moved: dict[tuple[str, str], int] = {}  # subject -> its new last sequence
+        self.jobs: list = []  # Celery jobs of the messages whose savepoints held
 
     def last_sequence(self, key: tuple[str, str]) -> int:
         return self.moved[key] if key in self.moved else self.progress[key].last_sequence
@@ -287,23 +287,6 @@ class _Batch:
         if self.attempts:
             DeliveryAttempt.objects.using(database).bulk_create(self.attempts)
         self.attempts, self.moved = [], {}
-
-
-def insert_unless_present(model, database: str, *, conflict_fields: tuple[str, ...], values: dict) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING: True if the row went in, in one statement
-    (PostgreSQL, and SQLite from 3.35), where a savepoint and an IntegrityError take three."""
-    connection = transaction.get_connection(database)
-    meta = model._meta
-    fields = [meta.get_field(name) for name in values]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    conflict = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in conflict_fields)
-    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
-    placeholders = ", ".join(["%s"] * len(fields))
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({placeholders}) "
-                       f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {connection.ops.quote_name(meta.pk.column)}",
-                       params)
-        return cursor.fetchone() is not None
 
 
 def _describe(error: Exception, *, with_traceback: bool = False) -> str:
