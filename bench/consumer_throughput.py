@@ -132,8 +132,10 @@ def child(messages: int, process_counts: list[int], variants: list[str], latency
         started = time.perf_counter()
         processes = consumers_start(count, log_dir, variant, env)
         deadline = time.monotonic() + TIMEOUT_SECONDS + n / 20
-        peak_rss_kib = [0] * count
+        cpu_at_first = None  # CPU the processes had used when the first message was done: start-up excluded
         while (done := (plain_done()[0] if variant == "plain" else this_run.count())) < n:
+            if done and cpu_at_first is None:
+                cpu_at_first, done_at_first = sum(cpu_seconds(process.pid) for process in processes), done
             if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
                 consumers_stop(processes)
                 codes = [process.returncode for process in processes]
@@ -152,7 +154,9 @@ def child(messages: int, process_counts: list[int], variants: list[str], latency
             busy_seconds = (span["last"] - span["first"]).total_seconds()
             outcomes = dict(Counter(this_run.values_list("outcome", flat=True)))
             per_worker = sorted(Counter(this_run.values_list("worker", flat=True)).values())
+        busy_cpu_ms = (cpu - cpu_at_first) * 1000 / (n - done_at_first) if cpu_at_first is not None else float("nan")
         return {"variant": variant, "processes": count, "messages": n, "msg_s": (n - 1) / busy_seconds,
+                "busy_cpu_ms_per_message": busy_cpu_ms,
                 "wall_seconds": wall_seconds, "outcomes": outcomes, "per_worker": per_worker,
                 "peak_rss_kib": peak_rss_kib, "rss_kib": rss_kib,
                 # Start-up included (about a second per process): an upper bound on the cost per message.
@@ -251,7 +255,7 @@ def main() -> None:
 
     print(f"consumer throughput, {time.strftime('%Y-%m-%d %H:%M')}: purchase events on shipping.events; "
           f"load average {' '.join(f'{load:.2f}' for load in os.getloadavg())} at start")
-    print(f"{'backend':<19}{'variant':<8}{'procs':>6}{'msgs':>7}{'msg/s':>8}{'x plain':>8}{'CPU ms/msg':>11}"
+    print(f"{'backend':<19}{'variant':<8}{'procs':>6}{'msgs':>7}{'msg/s':>8}{'x plain':>8}{'CPU ms/msg':>11}{'busy':>6}"
           f"{'RSS MiB':>9}{'peak MiB':>9}   per process / outcomes")
     for name in BACKENDS if options.backend == "all" else (options.backend,):
         messages = options.sqs_messages if name.startswith("sqs") else options.messages
@@ -265,7 +269,7 @@ def main() -> None:
             peaks = "/".join(f"{kib / 1024:.0f}" for kib in run["peak_rss_kib"])
             rss = "/".join(f"{kib / 1024:.0f}" for kib in run["rss_kib"])
             print(f"{name:<19}{run['variant']:<8}{run['processes']:>6}{run['messages']:>7}{run['msg_s']:>8,.0f}"
-                  f"{ratio:>8.2f}{run['cpu_ms_per_message']:>11.2f}{rss:>9}{peaks:>9}   "
+                  f"{ratio:>8.2f}{run['cpu_ms_per_message']:>11.2f}{run['busy_cpu_ms_per_message']:>6.2f}{rss:>9}{peaks:>9}   "
                   f"{'/'.join(map(str, run['per_worker']))} {run['outcomes']}")
         for run in result["latency"]:
             print(f"{name:<19}{run['variant']:<8} latency at 10 orders/s: p50 {run['p50_ms']:.0f} ms, "

@@ -23,6 +23,7 @@ from messaging.brokers import BrokerError, EventBus, OutgoingMessage, PublishRes
 from messaging.correlation import current_correlation_id
 from messaging.events import CONTENT_TYPE, Envelope, Event
 from messaging.models import OutboxMessage
+from messaging.sql import insert_one
 from messaging.topology import event_bus_connect
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def outbox_event_record(event: Event, *, using: str) -> OutboxMessage:
     body = envelope.to_json()
     if len(body.encode()) > settings.MESSAGE_MAX_BYTES:
         raise MessageTooLarge(f"{event.type} is {len(body.encode())} bytes; the limit is {settings.MESSAGE_MAX_BYTES}")
-    message = OutboxMessage.objects.using(using).create(
+    message = OutboxMessage(
         event_id=envelope.id,
         source=envelope.source,
         event_type=envelope.type,
@@ -51,6 +52,7 @@ def outbox_event_record(event: Event, *, using: str) -> OutboxMessage:
         correlation_id=envelope.correlation_id,
         created_at=envelope.time,
     )
+    insert_one(message, using=using)
     if settings.OUTBOX_PUBLISH_ON_COMMIT:
         # Dropped by Django if the transaction (or the savepoint it was recorded in) rolls back.
         transaction.on_commit(lambda: _after_commit_publisher.committed(using, message), using=using)

@@ -31,7 +31,7 @@ from messaging.models import DeliveryAttempt, DeliveryOutcome, InboxMessage, Red
 from messaging.correlation import current_correlation_id
 from messaging.brokers import SubscriptionReader
 from messaging.retries import retry_delay_seconds
-from messaging.sql import insert_unless_present
+from messaging.sql import insert_all, insert_unless_present, update_column
 from messaging.topology import QUEUE_DELIVERY_LIMIT, Subscription
 
 logger = logging.getLogger(__name__)
@@ -277,15 +277,9 @@ class _Batch:
 
     def write(self, processor: MessageProcessor) -> None:
         database = processor.database
-        if self.moved:
-            rows = []
-            for key, sequence in self.moved.items():
-                row = self.progress[key]
-                row.last_sequence = sequence
-                rows.append(row)
-            SubjectProgress.objects.using(database).bulk_update(rows, ["last_sequence"])
-        if self.attempts:
-            DeliveryAttempt.objects.using(database).bulk_create(self.attempts)
+        update_column(SubjectProgress, {self.progress[key].pk: sequence for key, sequence in self.moved.items()},
+                      field="last_sequence", using=database)
+        insert_all(self.attempts, using=database)
         self.attempts, self.moved = [], {}
 
 
