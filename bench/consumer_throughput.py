@@ -95,11 +95,16 @@ def child(messages: int, process_counts: list[int], variants: list[str], latency
     attempts = DeliveryAttempt.objects.using("shipping").filter(consumer="shipping")
     log_dir = Path(tempfile.mkdtemp(prefix="eventshop-bench-logs-"))
     env = {**os.environ}
-    bus = event_bus_connect()
+    event_bus_connect().close()  # the topology, declared once
     next_order_id = [1]
 
     def preload(count: int) -> None:
-        """`count` fresh purchases straight onto the shipping queue, confirmed by the broker."""
+        """`count` fresh purchases straight onto the shipping queue, confirmed by the broker (a fresh
+        connection each time: an idle STOMP connection misses its heartbeats while consumers run)."""
+        with event_bus_connect() as bus:
+            _preload(bus, count)
+
+    def _preload(bus, count: int) -> None:
         batch = []
         for _ in range(count):
             envelope = Envelope(event=purchase_event(next_order_id[0]), sequence=1)
@@ -200,18 +205,15 @@ def child(messages: int, process_counts: list[int], variants: list[str], latency
                 "p90_ms": delays[int(len(delays) * 0.9)] if delays else None}
 
     results, latencies, memory = [], [], []
-    try:
-        for count in process_counts:
-            for variant in variants:
-                results.append(run(variant, count, messages))
-        if latency_orders:
-            for variant in variants:
-                if variant != "plain":
-                    latencies.append(latency(variant, latency_orders))
-        if memory_messages:
-            memory.append(run("new", 1, memory_messages))
-    finally:
-        bus.close()
+    for count in process_counts:
+        for variant in variants:
+            results.append(run(variant, count, messages))
+    if latency_orders:
+        for variant in variants:
+            if variant != "plain":
+                latencies.append(latency(variant, latency_orders))
+    if memory_messages:
+        memory.append(run("new", 1, memory_messages))
     shutil.rmtree(log_dir, ignore_errors=True)  # kept only when a run fails, for its logs
     return {"runs": results, "latency": latencies, "memory": memory}
 
