@@ -154,6 +154,21 @@ class KombuBus(EventBus):
             retry=False,
         )
 
+    def _publish_now(self, channel, message: OutgoingMessage, *, exchange: Exchange, routing_key: str | None) -> None:
+        """`basic_publish` on the channel itself: kombu's Producer.publish does the same with more CPU
+        per message, which is what a relay publishing thousands a second spends."""
+        channel.basic_publish(
+            channel.prepare_message(
+                message.body,
+                content_type=message.content_type,
+                content_encoding="utf-8" if message.content_type else "binary",
+                headers={key: value for key, value in message.headers.items() if key not in BROKER_HEADERS},
+                properties={"delivery_mode": 2, "message_id": message.message_id},
+            ),
+            exchange=exchange.name,
+            routing_key=message.routing_key if routing_key is None else routing_key,
+        )
+
     def _send_pipelined(self, messages: Sequence[OutgoingMessage], *, exchange: Exchange,
                         routing_key: str | None) -> PublishResult:
         """Publish the whole batch without waiting, then wait for all its confirms at once.
@@ -181,7 +196,7 @@ class KombuBus(EventBus):
             for message in messages:
                 self.published_count += 1
                 tags[self.published_count] = message.message_id
-                self._publish_one(self.confirming_producer, message, exchange=exchange, routing_key=routing_key)
+                self._publish_now(channel, message, exchange=exchange, routing_key=routing_key)
             deadline = time.monotonic() + self.CONFIRM_TIMEOUT_SECONDS
             while tags and time.monotonic() < deadline:
                 try:

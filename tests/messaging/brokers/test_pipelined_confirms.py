@@ -41,7 +41,7 @@ def bus_answering(answers: list) -> tuple[RabbitMQBus, list[str]]:
     bus.confirming_producer, bus.published_count, bus.events_exchange_declared = object(), 0, True
     bus._confirming_channel = lambda: channel
     sent: list[str] = []
-    bus._publish_one = lambda producer, message, **kwargs: sent.append(message.message_id)
+    bus._publish_now = lambda channel, message, **kwargs: sent.append(message.message_id)
     return bus, sent
 
 
