@@ -11,7 +11,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from amqp.exceptions import AMQPError
 from kombu import Connection, Consumer, Exchange, Producer, Queue
@@ -193,10 +193,11 @@ class KombuBus(EventBus):
         channel.events["basic_nack"].add(on_nack)
         error: Exception | None = None
         try:
-            for message in messages:
-                self.published_count += 1
-                tags[self.published_count] = message.message_id
-                self._publish_now(channel, message, exchange=exchange, routing_key=routing_key)
+            with self._one_write():
+                for message in messages:
+                    self.published_count += 1
+                    tags[self.published_count] = message.message_id
+                    self._publish_now(channel, message, exchange=exchange, routing_key=routing_key)
             deadline = time.monotonic() + self.CONFIRM_TIMEOUT_SECONDS
             while tags and time.monotonic() < deadline:
                 try:
@@ -216,6 +217,23 @@ class KombuBus(EventBus):
         if nacked and error is None:
             error = BrokerError(f"the broker nacked {len(nacked)} of {len(messages)} messages")
         return PublishResult(tuple(m.message_id for m in messages if m.message_id in acked), error)
+
+    @contextmanager
+    def _one_write(self):
+        """The batch's frames go to the socket in one write instead of one per message (py-amqp
+        writes each publish at once; a system call per message was a fifth of the relay's time).
+        Nothing is written if building a frame fails."""
+        transport = getattr(getattr(self.connection, "connection", None), "transport", None)
+        if transport is None or not hasattr(transport, "_write"):
+            yield
+            return
+        frames, socket_write = bytearray(), transport._write
+        transport._write = frames.extend  # copies each frame out of py-amqp's reused buffer
+        try:
+            yield
+        finally:
+            transport._write = socket_write
+        socket_write(bytes(frames))
 
     def _confirming_channel(self):
         """A channel of our own in confirm mode whose publishes do not wait (py-amqp's `confirm_publish`
