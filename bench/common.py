@@ -21,7 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 RABBITMQ = "127.0.0.1:5672"
 SERVICE_ALIASES = {"SHOP_DATABASE_URL": "shop", "SHIPPING_DATABASE_URL": "shipping", "LOYALTY_DATABASE_URL": "loyalty"}
-BACKENDS = ("rabbitmq+postgres", "embedded")
+BACKENDS = ("embedded", "rabbitmq+postgres", "activemq+postgres", "sqs+postgres")
+ACTIVEMQ = "127.0.0.1:61613"
+SQS = "127.0.0.1:4566"
 
 # Every child runs like a deployed process: no debug query log (DEBUG is on by default for the demo),
 # quiet logs. Everything else keeps its default.
@@ -63,8 +65,42 @@ def embedded():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def postgres_with(broker_url: str):
+    """Three fresh PostgreSQL databases beside a broker whose namespace keeps this run apart."""
+    import psycopg
+
+    prefix = f"eventshop_bench_{uuid.uuid4().hex[:8]}"
+    names = {variable: f"{prefix}_{service}" for variable, service in SERVICE_ALIASES.items()}
+    with psycopg.connect(dbname="postgres", autocommit=True, **POSTGRES) as admin:
+        for name in names.values():
+            admin.execute(f'CREATE DATABASE "{name}"')
+    folder = Path(tempfile.mkdtemp(prefix="eventshop-bench-"))
+    try:
+        yield {**{variable: f"postgres://postgres@127.0.0.1:5432/{name}" for variable, name in names.items()},
+               "BROKER_URL": broker_url.format(namespace=prefix.replace("_", "")[-12:]),
+               "EVENTSHOP_VAR_DIR": str(folder)}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        with psycopg.connect(dbname="postgres", autocommit=True, **POSTGRES) as admin:
+            for name in names.values():
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def backend(name: str):
-    return rabbitmq_postgres() if name == "rabbitmq+postgres" else embedded()
+    if name == "rabbitmq+postgres":
+        return rabbitmq_postgres()
+    if name == "activemq+postgres":
+        return postgres_with(f"stomp://{ACTIVEMQ}?namespace={{namespace}}")
+    if name == "sqs+postgres":
+        return postgres_with(f"sqs://us-east-1?endpoint=http://{SQS}&namespace={{namespace}}")
+    return embedded()
+
+
+def code_root() -> Path:
+    """Where the Eventshop code under measurement lives: this checkout, or another one (`--compare-root`:
+    a worktree of an older commit) so today's code and the new code are measured in the same run."""
+    return Path(os.environ.get("EVENTSHOP_CODE_ROOT", PROJECT_ROOT))
 
 
 def _rabbitmqctl(*args: str) -> None:
@@ -83,8 +119,8 @@ def run_child(script: str, backend_env: dict, *args: str, extra_env: dict | None
 
 def django_setup() -> None:
     """Configure Django from the environment the parent set, and migrate every service's database."""
-    sys.path.insert(0, str(PROJECT_ROOT))
-    os.chdir(PROJECT_ROOT)
+    sys.path.insert(0, str(code_root()))
+    os.chdir(code_root())
     import django
 
     django.setup()

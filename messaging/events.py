@@ -8,6 +8,7 @@ consumer turns into a dead letter.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import typing
 import uuid
@@ -307,12 +308,18 @@ def parse_data(event_class: type, data) -> Event:
         raise InvalidEvent("invalid_data", str(error)) from None
 
 
+@functools.cache
+def _type_hints(event_class: type) -> dict:
+    # Resolving the (string) annotations is most of a parse's cost; they never change at run time.
+    return typing.get_type_hints(event_class)
+
+
 def _parse_value(expected, value, path: str):
     origin = typing.get_origin(expected)
     if dataclasses.is_dataclass(expected):
         if not isinstance(value, dict):
             raise InvalidEvent("invalid_data", f"{path} must be an object")
-        hints = typing.get_type_hints(expected)
+        hints = _type_hints(expected)
         fields = dataclasses.fields(expected)
         missing = [f.name for f in fields if f.name not in value and f.default is dataclasses.MISSING]
         if missing:

@@ -4,9 +4,11 @@ import time
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from messaging.jobs import job_send
+from messaging.sql import insert_unless_present
 from messaging.events import PurchaseConfirmed, ShipmentCancelled, ShipmentCreated, ShippingLabelRendered
 from messaging.outbox import outbox_event_record
 from shipping.labels import label_png
@@ -22,21 +24,20 @@ class ShipmentNotReady(Exception):
 def shipment_create(*, purchase: PurchaseConfirmed) -> Shipment | None:
     """Create the order's one shipment; None if it already has one (the unique order id decides)."""
     address = purchase.shipping_address
-    try:
-        with transaction.atomic(using=SHIPPING_DATABASE):
-            shipment = Shipment.objects.create(
-                order_id=purchase.order_id,
-                order_number=purchase.order_number,
-                customer_id=purchase.customer_id,
-                recipient_name=address.name,
-                line1=address.line1,
-                city=address.city,
-                postal_code=address.postal_code,
-                country=address.country,
-                item_count=sum(line.quantity for line in purchase.lines),
-                tracking_number=_tracking_number(),
-            )
-    except IntegrityError:
+    shipment = Shipment(
+        order_id=purchase.order_id,
+        order_number=purchase.order_number,
+        customer_id=purchase.customer_id,
+        recipient_name=address.name,
+        line1=address.line1,
+        city=address.city,
+        postal_code=address.postal_code,
+        country=address.country,
+        item_count=sum(line.quantity for line in purchase.lines),
+        tracking_number=_tracking_number(),
+    )
+    # One statement: the unique order id decides, as the constraint did with a savepoint around it.
+    if not insert_unless_present(shipment, using=SHIPPING_DATABASE, conflict_fields=("order_id",)):
         return None
     outbox_event_record(
         ShipmentCreated(shipment_id=shipment.pk, order_id=shipment.order_id, tracking_number=shipment.tracking_number,
@@ -51,9 +52,10 @@ def _label_job_send(*, order_id: int) -> None:
     # Sent inside the transaction, not after commit: a crash between commit and send would lose the
     # job, while a job sent for a transaction that then rolls back finds no shipment and gives up
     # (the redelivered event sends another). The task is keyed by order, and rendering is idempotent.
+    # In a consumer's batch the jobs go out together just before its commit (messaging/jobs.py).
     from shipping.tasks import render_shipping_label
 
-    render_shipping_label.delay(order_id)
+    job_send(render_shipping_label, order_id)
 
 
 def shipment_label_render(*, order_id: int, worker: str) -> Shipment | None:

@@ -23,6 +23,7 @@ DELAY_LEVELS_SECONDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 class RabbitMQBus(KombuBus):
     HEARTBEAT_SECONDS = 30
+    PIPELINED_CONFIRMS = True
 
     def __init__(self, url: str, *, connect_timeout: float = 5.0):
         # Our option comes off the URL before kombu reads it.
@@ -32,9 +33,10 @@ class RabbitMQBus(KombuBus):
         self.single_active_consumer = bool(option) and option[-1].lower() in {"1", "true", "yes"}
         rest = urlencode([(key, value) for key, value in query if key != "single_active_consumer"])
         super().__init__(parts._replace(query=rest).geturl(), connect_timeout=connect_timeout)
+
     capabilities = Capabilities(
         name="RabbitMQ",
-        publish_confirmation="publisher confirms: the broker acks each message once it is on disk in the quorum queues",
+        publish_confirmation="publisher confirms, pipelined: a batch is published, then all its acks awaited; each message is acked once on disk in the quorum queues",
         pub_sub="a topic exchange, one durable queue per subscriber",
         pattern_routing="AMQP topic bindings on the routing key (`*` one word, `#` any number)",
         delivery_count="exact: quorum queues set `x-delivery-count` on each redelivery",

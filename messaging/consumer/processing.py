@@ -1,10 +1,12 @@
-"""What happens to one message (docs/guarantees.md explains it): at-least-once in, exactly-once effects out.
+"""What happens to a batch of messages (docs/guarantees.md explains it): at-least-once in, exactly-once effects out.
 
-For each message, in one database transaction: record the event id in the inbox (a unique
-constraint turns a redelivery into a skip), check the subject's sequence (stale events are skipped,
-early ones applied), run the handler, record the attempt. A named transient failure is retried later
-with backoff; anything else that can never succeed is dead-lettered with its reason. Nothing raises
-out of `process` but an unreachable database, so no message crashes the consumer.
+A batch is one database transaction; each message in it runs in its own savepoint: record the event
+id in the inbox (a unique constraint turns a redelivery into a skip), check the subject's sequence
+(stale events are skipped, early ones applied), run the handler. A named transient failure rolls
+back that message's savepoint and is retried later with backoff; anything else that can never
+succeed is dead-lettered with its reason; the rest of the batch commits. The attempts are inserted
+together and the subjects' progress written once, at the end of the batch. Nothing raises out of
+`process_batch` but an unreachable database, so no message crashes the consumer.
 """
 from __future__ import annotations
 
@@ -13,19 +15,23 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from messaging.consumer.delivery import ACCEPTED_CONTENT_TYPES, TRANSIENT_ERRORS, Delivery
 from messaging.dead_letters import dead_letter_record
 from messaging.events import Envelope, InvalidEvent
 from messaging.faults import FaultPlan
+from messaging.jobs import jobs_collected, jobs_send_together
 from messaging.models import DeliveryAttempt, DeliveryOutcome, InboxMessage, RedeliveryCount, SubjectProgress
 from messaging.correlation import current_correlation_id
 from messaging.brokers import SubscriptionReader
 from messaging.retries import retry_delay_seconds
+from messaging.sql import insert_all, insert_unless_present, update_column
 from messaging.topology import QUEUE_DELIVERY_LIMIT, Subscription
 
 logger = logging.getLogger(__name__)
@@ -49,10 +55,48 @@ class MessageProcessor:
     # --- per message ---------------------------------------------------------------------------
 
     def process(self, delivery: Delivery, reader: SubscriptionReader) -> str:
-        """Handle one delivery and return its outcome. On "retry" the delivery is already settled
-        (`reader.retry_later`); for any other outcome the caller acks it after this returns."""
+        """Handle one delivery (a batch of one) and return its outcome. On "retry" the delivery is
+        already settled (`reader.retry_later`); for any other outcome the caller acks it after this returns."""
+        [outcome] = self.process_batch([delivery], reader)
+        return outcome
+
+    def process_batch(self, deliveries: Sequence[Delivery], reader: SubscriptionReader, *,
+                      duplicate=lambda: False) -> list[str]:
+        """Handle `deliveries` in one transaction, each in its own savepoint; return their outcomes in order.
+
+        Deliveries whose outcome is "retry" are settled already; the caller acks the others after
+        this returns (the transaction has committed). `duplicate()` says whether to handle a message
+        again right away (the injected redelivery). Raises DatabaseError when the database itself
+        failed: nothing of the batch is committed then, and the caller requeues what is unsettled.
+        """
+        redeliveries = [self.redeliveries_of(delivery) for delivery in deliveries]
+        batch = _Batch()
+        outcomes = []
+        with transaction.atomic(using=self.database):
+            envelopes = [self._parse_or_none(delivery, count) for delivery, count in zip(deliveries, redeliveries)]
+            if self.subscription.ordered:
+                batch.progress = self.progress_lock([envelope for envelope in envelopes if envelope is not None])
+            for delivery, count, envelope in zip(deliveries, redeliveries, envelopes):
+                outcome = self._process_in_batch(delivery, count, envelope, reader, batch)
+                if envelope is not None and outcome in REPEATABLE_OUTCOMES and duplicate():
+                    self._process_in_batch(delivery, count, envelope, reader, batch)  # must be a duplicate
+                outcomes.append(outcome)
+            batch.write(self)
+            # Before the commit, all at once: a batch whose jobs Celery's broker did not take does not commit.
+            jobs_send_together(batch.jobs)
+        return outcomes
+
+    def _parse_or_none(self, delivery: Delivery, redeliveries: int) -> Envelope | None:
+        if redeliveries >= QUEUE_DELIVERY_LIMIT:
+            return None
+        try:
+            return self.parse(delivery)
+        except InvalidEvent:
+            return None  # dead-lettered with its reason below
+
+    def _process_in_batch(self, delivery: Delivery, redeliveries: int, envelope: Envelope | None,
+                          reader: SubscriptionReader, batch: _Batch) -> str:
         started = time.monotonic()
-        redeliveries = self.redeliveries_of(delivery)
         if redeliveries >= QUEUE_DELIVERY_LIMIT:
             # Consumers died on it again and again (RabbitMQ's quorum queue and SQS's redrive policy
             # dead-letter it first; this is the same limit where the broker does not). Without a
@@ -60,25 +104,42 @@ class MessageProcessor:
             self.give_up(delivery, "delivery_limit", f"delivered {redeliveries + 1} times without an ack",
                          envelope=None)
             return DeliveryOutcome.DEAD_LETTERED
-        try:
-            envelope = self.parse(delivery)
-        except InvalidEvent as error:
-            self.give_up(delivery, error.reason, error.detail, envelope=None)
-            return DeliveryOutcome.DEAD_LETTERED
+        if envelope is None:
+            try:
+                self.parse(delivery)
+            except InvalidEvent as error:
+                self.give_up(delivery, error.reason, error.detail, envelope=None)
+                return DeliveryOutcome.DEAD_LETTERED
         token = current_correlation_id.set(envelope.correlation_id or str(envelope.id))
+        moved_before = dict(batch.moved)
         try:
-            outcome = self.apply(envelope, delivery, started)
+            # The message's savepoint: whatever fails here undoes only this message's writes (and jobs).
+            with jobs_collected() as jobs, transaction.atomic(using=self.database):
+                outcome = self.apply(envelope, delivery, batch)
+            batch.jobs += jobs
         except TRANSIENT_ERRORS as error:
-            outcome = self.retry_or_give_up(delivery, envelope, error, reader)
+            batch.moved = moved_before
+            self._raise_if_transaction_lost(error)
+            outcome = self.retry_or_give_up(delivery, envelope, error, reader, batch=batch)
         except InvalidEvent as error:
+            batch.moved = moved_before
             self.give_up(delivery, error.reason, error.detail, envelope=envelope)
             outcome = DeliveryOutcome.DEAD_LETTERED
         except Exception as error:  # a bug or bad data: retrying cannot help, so keep it for a human
+            batch.moved = moved_before
+            self._raise_if_transaction_lost(error)
             self.give_up(delivery, "handler_error", _describe(error, with_traceback=True), envelope=envelope)
             outcome = DeliveryOutcome.DEAD_LETTERED
         finally:
             current_correlation_id.reset(token)
+        if outcome not in (DeliveryOutcome.RETRY, DeliveryOutcome.DEAD_LETTERED):
+            batch.attempts.append(self.attempt_row(envelope, delivery, outcome, started=started))
         return outcome
+
+    def _raise_if_transaction_lost(self, error: Exception) -> None:
+        """A failure the savepoint could not undo (the connection dropped): the batch is lost, not the message."""
+        if transaction.get_connection(self.database).needs_rollback:
+            raise DatabaseError(f"the batch's transaction is lost: {type(error).__name__}: {error}") from error
 
     def redeliveries_of(self, delivery: Delivery) -> int:
         """The broker's count, or, where it only says "redelivered", ours: one row per message that
@@ -103,64 +164,54 @@ class MessageProcessor:
             raise InvalidEvent("no_handler", f"{self.subscription.name} has no handler for {envelope.type}")
         return envelope
 
-    def apply(self, envelope: Envelope, delivery: Delivery, started: float) -> str:
-        name = self.subscription.name
-        with transaction.atomic(using=self.database):
-            try:
-                # A savepoint, so a duplicate leaves the outer transaction usable for the record.
-                with transaction.atomic(using=self.database):
-                    inbox = InboxMessage.objects.using(self.database).create(
-                        consumer=name,
-                        event_id=envelope.id,
-                        event_type=envelope.type,
-                        source=envelope.source,
-                        subject=envelope.subject,
-                        sequence=envelope.sequence,
-                        outcome=InboxMessage.Outcome.APPLIED,
-                    )
-            except IntegrityError:
-                outcome = DeliveryOutcome.DUPLICATE
-            else:
-                if self.subscription.ordered:
-                    outcome = self.apply_in_sequence(envelope, inbox, delivery)
-                else:
-                    self.handle_with_faults(envelope, delivery)
-                    outcome = DeliveryOutcome.APPLIED
-            self.record_attempt(envelope, delivery, outcome, started=started)
+    def progress_lock(self, envelopes: list[Envelope]) -> dict[tuple[str, str], SubjectProgress]:
+        """Lock the progress rows of every subject in the batch (made if new), in one order, in two
+        statements; the batch then checks and moves them in memory and writes them once at its end.
+        The locks keep two events of one subject from being applied concurrently."""
+        keys = sorted({(envelope.source, envelope.subject) for envelope in envelopes})
+        if not keys:
+            return {}
+        rows = SubjectProgress.objects.using(self.database)
+        rows.bulk_create([SubjectProgress(consumer=self.subscription.name, source=source, subject=subject)
+                          for source, subject in keys], ignore_conflicts=True)
+        locked = rows.select_for_update().filter(consumer=self.subscription.name,
+                                                 subject__in={subject for _, subject in keys}).order_by("id")
+        wanted = set(keys)
+        return {(row.source, row.subject): row for row in locked if (row.source, row.subject) in wanted}
+
+    def apply(self, envelope: Envelope, delivery: Delivery, batch: _Batch) -> str:
+        """Inbox, sequence check and handler for one message, inside its savepoint."""
+        outcome = DeliveryOutcome.APPLIED
+        key = (envelope.source, envelope.subject)
+        if self.subscription.ordered:
+            last_sequence = batch.last_sequence(key)
+            if envelope.sequence <= last_sequence:
+                outcome = DeliveryOutcome.STALE
+            elif envelope.sequence > last_sequence + 1:
+                outcome = DeliveryOutcome.EARLY
+        # The inbox row goes in with its final outcome: one statement, no read after it.
+        if not self.inbox_insert(envelope, outcome):
+            return DeliveryOutcome.DUPLICATE
+        if outcome == DeliveryOutcome.STALE:
+            return outcome
+        self.handle_with_faults(envelope, delivery)
+        if self.subscription.ordered:
+            batch.moved[key] = envelope.sequence
         return outcome
+
+    def inbox_insert(self, envelope: Envelope, outcome: str) -> bool:
+        """Record the event in the inbox; False if this consumer has it already (a redelivery)."""
+        row = InboxMessage(consumer=self.subscription.name, event_id=envelope.id, event_type=envelope.type,
+                           source=envelope.source, subject=envelope.subject, sequence=envelope.sequence,
+                           outcome=outcome)
+        return insert_unless_present(row, using=self.database, conflict_fields=("consumer", "event_id"))
 
     def handle_with_faults(self, envelope: Envelope, delivery: Delivery) -> None:
         self.faults.before_handle(delivery.attempt)
         self.handle(envelope)
 
-    def apply_in_sequence(self, envelope: Envelope, inbox: InboxMessage, delivery: Delivery) -> str:
-        """Skip what is older than the subject's progress; apply the rest and move the progress on.
-
-        The progress row is locked, so two events of one subject are never applied concurrently.
-        """
-        progress_rows = SubjectProgress.objects.using(self.database)
-        progress_rows.bulk_create(
-            [SubjectProgress(consumer=self.subscription.name, source=envelope.source, subject=envelope.subject)],
-            ignore_conflicts=True,
-        )
-        progress = progress_rows.select_for_update().get(
-            consumer=self.subscription.name, source=envelope.source, subject=envelope.subject
-        )
-        if envelope.sequence <= progress.last_sequence:
-            inbox.outcome = InboxMessage.Outcome.STALE
-            inbox.save(update_fields=["outcome"])
-            return DeliveryOutcome.STALE
-        early = envelope.sequence > progress.last_sequence + 1
-        self.handle_with_faults(envelope, delivery)
-        progress.last_sequence = envelope.sequence
-        progress.save(update_fields=["last_sequence"])
-        if early:
-            inbox.outcome = InboxMessage.Outcome.EARLY
-            inbox.save(update_fields=["outcome"])
-            return DeliveryOutcome.EARLY
-        return DeliveryOutcome.APPLIED
-
-    def retry_or_give_up(self, delivery: Delivery, envelope: Envelope, error: Exception, reader: SubscriptionReader) -> str:
+    def retry_or_give_up(self, delivery: Delivery, envelope: Envelope, error: Exception, reader: SubscriptionReader,
+                         *, batch: _Batch) -> str:
         attempt = delivery.attempt
         reason = _describe(error)
         if attempt >= settings.CONSUMER_MAX_ATTEMPTS:
@@ -169,7 +220,8 @@ class MessageProcessor:
         delay = retry_delay_seconds(attempt)
         # Scheduled before the attempt is recorded: if the database is what failed, the retry must not depend on it.
         reader.retry_later(delivery, attempt=attempt, delay_seconds=delay)
-        self.record_failure(envelope, delivery, DeliveryOutcome.RETRY, reason=type(error).__name__, detail=f"retry in {delay:.1f}s: {reason}")
+        batch.attempts.append(self.attempt_row(envelope, delivery, DeliveryOutcome.RETRY, started=time.monotonic(),
+                                               reason=type(error).__name__, detail=f"retry in {delay:.1f}s: {reason}"))
         return DeliveryOutcome.RETRY
 
     def give_up(self, delivery: Delivery, reason: str, detail: str, *, envelope: Envelope | None) -> None:
@@ -188,8 +240,9 @@ class MessageProcessor:
         )
         logger.warning("%s dead-lettered a message: %s (%s)", self.subscription.name, reason, detail.splitlines()[0] if detail else "")
 
-    def record_attempt(self, envelope: Envelope, delivery: Delivery, outcome: str, *, started: float, reason: str = "", detail: str = "") -> None:
-        DeliveryAttempt.objects.using(self.database).create(
+    def attempt_row(self, envelope: Envelope, delivery: Delivery, outcome: str, *, started: float, reason: str = "",
+                    detail: str = "") -> DeliveryAttempt:
+        return DeliveryAttempt(
             consumer=self.subscription.name,
             event_id=envelope.id,
             event_type=envelope.type,
@@ -202,14 +255,32 @@ class MessageProcessor:
             duration_ms=(time.monotonic() - started) * 1000,
             correlation_id=envelope.correlation_id,
             worker=self.worker,
+            created_at=timezone.now(),
         )
 
-    def record_failure(self, envelope: Envelope, delivery: Delivery, outcome: str, *, reason: str, detail: str) -> None:
-        try:
-            self.record_attempt(envelope, delivery, outcome, started=time.monotonic(), reason=reason, detail=detail)
-        except DatabaseError as error:
-            # The database is down: the retry is already scheduled on the broker; only the record is lost.
-            logger.warning("could not record a failed attempt: %s", error)
+
+REPEATABLE_OUTCOMES = frozenset({DeliveryOutcome.APPLIED, DeliveryOutcome.EARLY, DeliveryOutcome.DUPLICATE,
+                                 DeliveryOutcome.STALE})
+
+
+class _Batch:
+    """What a batch writes once, at its end: the attempt records, and the subjects' progress it moved."""
+
+    def __init__(self):
+        self.attempts: list[DeliveryAttempt] = []
+        self.progress: dict[tuple[str, str], SubjectProgress] = {}  # locked rows, as read
+        self.moved: dict[tuple[str, str], int] = {}  # subject -> its new last sequence
+        self.jobs: list = []  # Celery jobs of the messages whose savepoints held
+
+    def last_sequence(self, key: tuple[str, str]) -> int:
+        return self.moved[key] if key in self.moved else self.progress[key].last_sequence
+
+    def write(self, processor: MessageProcessor) -> None:
+        database = processor.database
+        update_column(SubjectProgress, {self.progress[key].pk: sequence for key, sequence in self.moved.items()},
+                      field="last_sequence", using=database)
+        insert_all(self.attempts, using=database)
+        self.attempts, self.moved = [], {}
 
 
 def _describe(error: Exception, *, with_traceback: bool = False) -> str:

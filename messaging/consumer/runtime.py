@@ -20,6 +20,7 @@ from messaging.consumer.processing import MessageProcessor
 from messaging.faults import FaultPlan
 from messaging.models import ConsumerState, DeliveryOutcome
 from messaging.operations import consumer_faults_update
+from messaging.outbox import outbox_publish_after_commit_batched
 from messaging.topology import Subscription
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,11 @@ ACKED_OUTCOMES = frozenset({DeliveryOutcome.APPLIED, DeliveryOutcome.EARLY, Deli
 class EventConsumer(MessageProcessor):
     """Consumes one subscription's queue until stopped (`manage.py consume <name>`)."""
 
-    PREFETCH = 20  # keeps the handler fed while acks travel; a crash redelivers at most this many
-    FETCH_BATCH = 20  # deliveries taken from the reader at once (handled one transaction each)
+    # Deliveries handled in one transaction, each in its own savepoint: one commit, one publish of
+    # their events (pipelined confirms) and one round of acks per batch instead of per message.
+    # A batch is whatever has arrived, up to this many: a quiet queue's single message goes at once.
+    FETCH_BATCH = 50
+    PREFETCH = 100  # the next batch is on the wire while this one commits; a crash redelivers at most this many
     HEARTBEAT_SECONDS = 5.0  # how often the dashboard hears from us, and how often we check "pause"
     FETCH_TIMEOUT_SECONDS = 1.0
 
@@ -78,46 +82,59 @@ class EventConsumer(MessageProcessor):
                 if not deliveries:
                     self.release_held(reader)  # a quiet queue: do not sit on held deliveries
                     continue
-                for delivery in deliveries:
-                    self.on_delivery(delivery, reader)
+                self.on_deliveries(deliveries, reader)
                 on_settled()
         finally:
             reader.close()
 
+    def on_deliveries(self, deliveries: list[Delivery], reader: SubscriptionReader) -> None:
+        ready = []
+        for delivery in deliveries:
+            if self.faults.reorder_window > 1 and not delivery.broker_dead_reason:
+                self.held.append(delivery)
+                if len(self.held) >= self.faults.reorder_window:
+                    held, self.held = self.held, []
+                    ready += reversed(held)
+            else:
+                ready.append(delivery)
+        self.handle_batch(ready, reader)
+
     def on_delivery(self, delivery: Delivery, reader: SubscriptionReader) -> None:
-        if self.faults.reorder_window > 1 and not delivery.broker_dead_reason:
-            self.held.append(delivery)
-            if len(self.held) >= self.faults.reorder_window:
-                self.release_held(reader)
-            return
-        self.handle_delivery(delivery, reader)
+        self.on_deliveries([delivery], reader)
 
     def release_held(self, reader: SubscriptionReader) -> None:
         held, self.held = self.held, []
-        for delivery in reversed(held):
-            self.handle_delivery(delivery, reader)
+        self.handle_batch(list(reversed(held)), reader)
 
     def handle_delivery(self, delivery: Delivery, reader: SubscriptionReader) -> None:
-        """Process one delivery and settle it: ack only after its transaction committed."""
+        self.handle_batch([delivery], reader)
+
+    def handle_batch(self, deliveries: list[Delivery], reader: SubscriptionReader) -> None:
+        """Process deliveries in one transaction and settle them: acks only after it committed and
+        the events it recorded were published (or left to the relay)."""
+        if not deliveries:
+            return
+        from_broker_dead_queue = [delivery for delivery in deliveries if delivery.broker_dead_reason]
+        regular = [delivery for delivery in deliveries if not delivery.broker_dead_reason]
+        retries = _RetriesSeen(reader)
         try:
-            if delivery.broker_dead_reason:
-                outcome = self.move_broker_dead_letter(delivery)
-            else:
-                outcome = self.process(delivery, reader)
-                if outcome in ACKED_OUTCOMES - {DeliveryOutcome.DEAD_LETTERED} and self.faults.should_duplicate():
-                    self.process(delivery, reader)  # the injected redelivery: must be a duplicate
+            for delivery in from_broker_dead_queue:
+                self.move_broker_dead_letter(delivery)
+            with outbox_publish_after_commit_batched():
+                outcomes = self.process_batch(regular, retries, duplicate=self.faults.should_duplicate)
         except DatabaseError as error:
-            # Even the dead-letter store is unreachable: put the message back and slow down.
-            logger.error("%s cannot reach its database (%s); requeueing", self.subscription.name, error)
+            # The database failed the batch: nothing of it is committed. Put back what is unsettled and slow down.
+            logger.error("%s cannot reach its database (%s); requeueing %d message(s)", self.subscription.name,
+                         error, len(deliveries) - len(retries.settled))
             close_old_connections()
-            reader.requeue([delivery])
+            reader.requeue([delivery for delivery in deliveries if not any(delivery is settled for settled in retries.settled)])
             time.sleep(1.0)
             return
-        if outcome not in ACKED_OUTCOMES:
-            return  # a retry: `retry_later` settled it
-        if self.faults.crash_after_commit and outcome in (DeliveryOutcome.APPLIED, DeliveryOutcome.EARLY):
+        done = from_broker_dead_queue + [delivery for delivery, outcome in zip(regular, outcomes)
+                                         if outcome in ACKED_OUTCOMES]  # the rest were retries: settled already
+        if self.faults.crash_after_commit and {DeliveryOutcome.APPLIED, DeliveryOutcome.EARLY} & set(outcomes):
             self.crash_before_ack()
-        reader.ack([delivery])
+        reader.ack(done)
 
     def move_broker_dead_letter(self, delivery: Delivery) -> str:
         """The broker gave up on it (its delivery limit): keep it in our store with the others."""
@@ -154,3 +171,15 @@ class EventConsumer(MessageProcessor):
 
     def _request_stop(self, signum, frame) -> None:
         self.should_stop = True
+
+
+class _RetriesSeen:
+    """The reader as the processor sees it: remembers which deliveries a retry settled already."""
+
+    def __init__(self, reader: SubscriptionReader):
+        self.reader = reader
+        self.settled: list[Delivery] = []
+
+    def retry_later(self, delivery: Delivery, *, attempt: int, delay_seconds: float) -> None:
+        self.reader.retry_later(delivery, attempt=attempt, delay_seconds=delay_seconds)
+        self.settled.append(delivery)
