@@ -134,7 +134,8 @@ class EventConsumer(MessageProcessor):
                                          if outcome in ACKED_OUTCOMES]  # the rest were retries: settled already
         if self.faults.crash_after_commit and {DeliveryOutcome.APPLIED, DeliveryOutcome.EARLY} & set(outcomes):
             self.crash_before_ack()
-        reader.ack(done)
+        if done:
+            reader.ack(done)
 
     def move_broker_dead_letter(self, delivery: Delivery) -> str:
         """The broker gave up on it (its delivery limit): keep it in our store with the others."""

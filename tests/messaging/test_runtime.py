@@ -65,16 +65,16 @@ def purchase_message(order_id: int, **headers):
     return delivery(envelope(purchase(order_id=order_id)), headers=headers)
 
 
-def test_each_delivery_is_acked_only_after_its_effect_is_committed_and_visible_to_another_connection(consumer):
+def test_a_batch_is_acked_only_after_its_effects_are_committed_and_visible_to_another_connection(consumer):
     first, second = purchase_message(41), purchase_message(42)
 
     reader = consume(consumer, [[first, second]], on_ack=lambda acked: (
         committed("shipping", Shipment), committed("shipping", InboxMessage)))
 
-    assert reader.settled() == [("ack", first), ("ack", second)]
-    # One transaction per delivery, each committed before its own ack.
-    assert reader.seen_at_ack == [(1, 1), (2, 2)]
-    assert reader.names() == ["resume", "fetch", "ack", "ack", "close"]
+    # One transaction for the batch, committed before its one ack.
+    assert reader.settled() == [("ack", first, second)]
+    assert reader.seen_at_ack == [(2, 2)]
+    assert reader.names() == ["resume", "fetch", "ack", "close"]
 
 
 def test_a_duplicate_is_acked_too_and_applied_once(consumer):
@@ -230,7 +230,7 @@ def test_an_injected_reordering_handles_a_held_window_newest_first(consumer):
 
     reader = consume(consumer, [[older, newer]])
 
-    assert reader.settled() == [("ack", newer), ("ack", older)]
+    assert reader.settled() == [("ack", newer, older)]
 
 
 def test_a_quiet_queue_releases_the_deliveries_an_injected_reordering_holds(consumer):
