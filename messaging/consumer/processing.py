@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 class MessageProcessor:
-    """Handles one subscription's messages one at a time. Subclass and override `handle` to change dispatch."""
+    """Handles one subscription's messages, a batch per transaction. Subclass and override `handle` to change dispatch."""
 
     def __init__(self, subscription: Subscription):
         self.subscription = subscription
@@ -134,6 +134,12 @@ class MessageProcessor:
             current_correlation_id.reset(token)
         if outcome not in (DeliveryOutcome.RETRY, DeliveryOutcome.DEAD_LETTERED):
             batch.attempts.append(self.attempt_row(envelope, delivery, outcome, started=started))
+        # One line per delivery, under the message's correlation id: what the console of a consumer shows.
+        token = current_correlation_id.set(envelope.correlation_id or str(envelope.id))
+        logger.info("%s %s %s/%s #%s attempt %d: %s in %.1f ms", self.subscription.name, envelope.type,
+                    envelope.source.strip("/"), envelope.subject, envelope.sequence, delivery.attempt, outcome,
+                    (time.monotonic() - started) * 1000)
+        current_correlation_id.reset(token)
         return outcome
 
     def _raise_if_transaction_lost(self, error: Exception) -> None:

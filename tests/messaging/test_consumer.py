@@ -207,3 +207,17 @@ def test_a_broker_that_cannot_take_a_job_is_a_transient_failure_retried_later(sh
 
     assert shipping_consumer.process(delivery(envelope(purchase(order_id=31))), retries) == "retry"
     assert not DeadLetter.objects.using("shipping").exists()
+
+
+def test_each_delivery_is_one_info_line_with_its_type_order_outcome_and_time(shipping_consumer, retries, caplog):
+    message = delivery(envelope(purchase(order_id=77)))
+
+    with caplog.at_level("INFO", logger="messaging.consumer.processing"):
+        shipping_consumer.process(message, retries)
+        shipping_consumer.process(message, retries)
+
+    lines = [record.getMessage() for record in caplog.records if record.name == "messaging.consumer.processing"]
+    assert len(lines) == 2
+    assert lines[0].startswith("shipping shop.purchase.confirmed shop/77 #1 attempt 1: applied in ")
+    assert lines[1].startswith("shipping shop.purchase.confirmed shop/77 #1 attempt 1: duplicate in ")
+    assert lines[1].endswith(" ms")
