@@ -14,13 +14,14 @@ import time
 from contextlib import contextmanager
 
 from messaging.brokers import BrokerError
+from messaging.correlation import CELERY_HEADER, current_correlation_id
 
 CONFIRM_TIMEOUT_SECONDS = 10.0
 
 
 class _Jobs(threading.local):
     def __init__(self):
-        self.collected: list | None = None  # (task, args) while a batch collects
+        self.collected: list | None = None  # (task, args, correlation id) while a batch collects
         self.connection = None
         self.producer = None
         self.published = 0  # publishes on the confirm-mode channel: the broker's delivery tags
@@ -32,7 +33,8 @@ _jobs = _Jobs()
 def job_send(task, *args) -> None:
     """`task.delay(*args)`, unless a batch is collecting: then it goes out with the batch's others."""
     if _jobs.collected is not None:
-        _jobs.collected.append((task, args))
+        # The correlation id of the message that sent it: the batch sends it later, outside that message.
+        _jobs.collected.append((task, args, current_correlation_id.get()))
     else:
         task.delay(*args)
 
@@ -48,7 +50,7 @@ def jobs_collected():
 
 
 def jobs_send_together(jobs: list) -> None:
-    """Send `jobs` (task, args) on Celery's broker and return once the broker has them all.
+    """Send `jobs` (task, args, correlation id) on Celery's broker and return once the broker has them all.
 
     On RabbitMQ: published on a confirm-mode channel without waiting, then all confirms awaited.
     Raises BrokerError if any is not confirmed (the caller's transaction must then not commit)."""
@@ -67,8 +69,8 @@ def jobs_send_together(jobs: list) -> None:
             _jobs.producer = app.amqp.Producer(channel)
             _jobs.published = 0
         if not _is_amqp(_jobs.connection):
-            for task, args in jobs:  # the embedded broker: each publish returns once it is stored
-                task.apply_async(args, producer=_jobs.producer, retry=False)
+            for job in jobs:  # the embedded broker: each publish returns once it is stored
+                _apply_async(*job)
             return
         _send_confirmed(jobs)
     except BrokerError:
@@ -97,8 +99,8 @@ def _send_confirmed(jobs: list) -> None:
     channel.events["basic_ack"].add(on_ack)
     channel.events["basic_nack"].add(on_nack)
     try:
-        for task, args in jobs:
-            task.apply_async(args, producer=_jobs.producer, retry=False)
+        for job in jobs:
+            _apply_async(*job)
         deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
         while waiting and time.monotonic() < deadline:
             try:
@@ -110,6 +112,11 @@ def _send_confirmed(jobs: list) -> None:
         channel.events["basic_nack"].discard(on_nack)
     if waiting or nacked:
         raise BrokerError(f"Celery's broker confirmed {len(jobs) - len(waiting) - len(nacked)} of {len(jobs)} jobs")
+
+
+def _apply_async(task, args, correlation_id: str) -> None:
+    headers = {CELERY_HEADER: correlation_id} if correlation_id else {}
+    task.apply_async(args, producer=_jobs.producer, retry=False, headers=headers)
 
 
 def _is_amqp(connection) -> bool:
