@@ -99,15 +99,9 @@ class EventConsumer(MessageProcessor):
                 ready.append(delivery)
         self.handle_batch(ready, reader)
 
-    def on_delivery(self, delivery: Delivery, reader: SubscriptionReader) -> None:
-        self.on_deliveries([delivery], reader)
-
     def release_held(self, reader: SubscriptionReader) -> None:
         held, self.held = self.held, []
         self.handle_batch(list(reversed(held)), reader)
-
-    def handle_delivery(self, delivery: Delivery, reader: SubscriptionReader) -> None:
-        self.handle_batch([delivery], reader)
 
     def handle_batch(self, deliveries: list[Delivery], reader: SubscriptionReader) -> None:
         """Process deliveries in one transaction and settle them: acks only after it committed and
