@@ -65,9 +65,21 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
 
 # Mutation testing of the guarantee code ([tool.mutmut] in pyproject.toml; docs/mutation-survivors.md):
-# each mutant of those files runs the fast unit tests that reach it. CPU-heavy, so niced; not part of CI.
+# each mutant runs the fast tests that reach it. CPU-heavy, so niced; not part of CI.
+# The guarantee code: consume loop, outbox and relay, retries, dead letters, the services' idempotent paths.
+GUARANTEE_MUTANTS = 'messaging.consumer.*' 'messaging.outbox.*' 'messaging.retries.*' \
+	'messaging.dead_letters.*' 'shipping.services.*' 'loyalty.services.*' 'shop.services.orders.*'
+# Each adapter's ack, redelivery count and dead-letter paths (its reader, its delivery decoding, its
+# retry copy); their contract tests run against the real brokers, so `make brokers` starts them first.
+ADAPTER_MUTANTS = 'messaging.brokers.kombu_bus.x*KombuReader*' 'messaging.brokers.kombu_bus.x_retry_headers*' \
+	'messaging.brokers.kombu_bus.x__routing_key*' 'messaging.brokers.kombu_bus.x__delivery*' \
+	'messaging.brokers.kombu_bus.x_dead_queue*' 'messaging.brokers.rabbitmq.x*send_retry*' \
+	'messaging.brokers.rabbitmq.x*subscriber_queue*' 'messaging.brokers.embedded.x*send_retry*' \
+	'messaging.brokers.sqs.x*SqsReader*' 'messaging.brokers.sqs.x__delivery*' \
+	'messaging.brokers.activemq.x*ActiveMQReader*' 'messaging.brokers.activemq.x__delivery*'
 # `make mutate MUTANTS='messaging.outbox.*'` runs only the mutants matching the pattern.
-mutate: install
+MUTANTS ?= $(GUARANTEE_MUTANTS) $(ADAPTER_MUTANTS)
+mutate: install brokers
 	nice -n 19 $(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/mutmut results
 
