@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "shop",
     "shipping",
     "loyalty",
+    "operations",
 ]
 
 MIDDLEWARE = [
