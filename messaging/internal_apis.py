@@ -47,7 +47,7 @@ class CallerRetriesScheduler:
 @csrf_exempt
 @require_POST
 def internal_event_apply(request, consumer: str):
-    expected = getattr(settings, "INTERNAL_API_TOKEN", settings.SECRET_KEY)
+    expected = settings.INTERNAL_API_TOKEN
     if not hmac.compare_digest(request.headers.get(INTERNAL_TOKEN_HEADER, "").encode(), str(expected).encode()):
         return JsonResponse({"detail": "a valid X-Internal-Token is required"}, status=403)
     subscription = SUBSCRIPTIONS.get(consumer)

@@ -115,7 +115,7 @@ def _service_deliver(service: str, message: OutboxMessage, order: Order) -> None
     timeout = getattr(settings, "CHECKOUT_SYNC_TIMEOUT_SECONDS", 5.0)
     headers = {
         "Content-Type": CONTENT_TYPE,
-        INTERNAL_TOKEN_HEADER: getattr(settings, "INTERNAL_API_TOKEN", settings.SECRET_KEY),
+        INTERNAL_TOKEN_HEADER: settings.INTERNAL_API_TOKEN,
         ROUTING_KEY_HEADER: message.routing_key,
     }
     try:

@@ -64,3 +64,14 @@ def test_the_readme_opens_with_the_demo_and_test_commands_and_ci_runs_the_test_o
     assert readme.index("make demo") < 600, "the set-up commands must be at the top"
     ci = (ROOT / ".ci" / "run").read_text()
     assert "CI=true" in ci and "make test" in ci
+
+
+def test_compose_gives_each_secret_production_requires_its_own_demo_value_and_serves_plain_http():
+    required = re.findall(r'env_required\("(\w+)"\)', (ROOT / "config" / "settings" / "production.py").read_text())
+    environment = SERVICES["web"]["environment"]
+    assert {"DJANGO_SECRET_KEY", "INTERNAL_API_TOKEN", "CALLBACK_SIGNING_SECRET"} <= set(required)
+    values = [environment[name] for name in required]
+    assert len(set(values)) == len(values), "two secrets share a value"
+    assert all("demo" in value for value in values), "compose's secrets must say they are demo values"
+    assert (environment["DJANGO_SECURE_SSL_REDIRECT"], environment["DJANGO_SECURE_HSTS_SECONDS"]) == ("false", "0")
+

@@ -3,6 +3,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("EVENTSHOP_VAR_DIR", BASE_DIR / "var"))
 
@@ -20,6 +22,26 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def env_required(name: str) -> str:
+    """A variable production cannot start without: one error naming it, not a KeyError."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"Set the environment variable {name}: production settings require it.")
+    return value
+
+
+def secrets_refuse_weak(secrets: dict[str, str]) -> None:
+    """Refuse a development default (they all start `dev-only-`) and one value serving as two secrets."""
+    for name, value in secrets.items():
+        if value.startswith("dev-only-"):
+            raise ImproperlyConfigured(f"{name} is the development default: set a secret of your own.")
+    seen: dict[str, str] = {}
+    for name, value in secrets.items():
+        if value in seen:
+            raise ImproperlyConfigured(f"{name} has the same value as {seen[value]}: give each secret its own.")
+        seen[value] = name
 
 
 def env_float(name: str, default: float) -> float:

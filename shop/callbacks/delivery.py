@@ -50,7 +50,7 @@ def order_fulfilled_notify(*, order_id: int, attempt: int) -> CallbackDelivery |
         return _attempt_record(order, url, attempt, error=f"refused: {exc.reason}")  # give up: it stays refused
 
     body = callback_body(callback_payload(order))
-    secret = getattr(settings, "CALLBACK_SIGNING_SECRET", settings.SECRET_KEY)
+    secret = settings.CALLBACK_SIGNING_SECRET
     headers = callback_headers(order, body, secret=secret, timestamp=int(time.time()))
     try:
         # No redirects: a redirect could lead to an internal address that validation never saw.
