@@ -99,6 +99,7 @@ _ERROR_DESCRIPTIONS = {
     404: "Not found, or not visible to the caller.",
     409: "Conflicts with the current state (e.g. not enough stock).",
     422: "Understood but refused (e.g. an Idempotency-Key reused with a different body).",
+    429: "Too many requests: wait the `Retry-After` seconds before trying again.",
 }
 
 

@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite."""
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from tests.factories import ProductFactory, StaffUserFactory, UserFactory
@@ -8,6 +9,14 @@ from tests.factories import ProductFactory, StaffUserFactory, UserFactory
 pytest_plugins = ["tests.integration.backends"]
 
 ADDRESS = {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"}
+
+
+@pytest.fixture(autouse=True)
+def cache_cleared():
+    """The API throttles count requests in the cache (local memory in tests): none carry over."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

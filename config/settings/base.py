@@ -1,5 +1,5 @@
 """Settings shared by every environment; the defaults run the embedded demo with no services."""
-from .env import BASE_DIR, VAR_DIR, database_from_url, env_bool, env_str
+from .env import BASE_DIR, VAR_DIR, database_from_url, env_bool, env_int, env_str, env_throttle_rate
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", True)
@@ -97,7 +97,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Proxies in front whose X-Forwarded-For is trusted for the client's address (throttling). 0: none,
+    # the address is the connection's; DRF's own default (None) would believe any client's header.
+    "NUM_PROXIES": env_int("EVENTSHOP_NUM_PROXIES", 0),
 }
+# Rate limits (config/api_throttles.py) on token login, per address, and on placing orders, per user:
+# `<count>/<s|min|hour|day>`, or `off`.
+EVENTSHOP_THROTTLE_LOGIN = env_throttle_rate("EVENTSHOP_THROTTLE_LOGIN", "10/min")
+EVENTSHOP_THROTTLE_ORDERS = env_throttle_rate("EVENTSHOP_THROTTLE_ORDERS", "60/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Eventshop API",
     "DESCRIPTION": "Place orders; watch shipping and loyalty react through a message broker.",

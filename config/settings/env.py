@@ -44,6 +44,17 @@ def secrets_refuse_weak(secrets: dict[str, str]) -> None:
         seen[value] = name
 
 
+def env_throttle_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as `10/min` (per s, min, hour or day), or `off`: None, no limit."""
+    value = os.environ.get(name, default).strip().lower()
+    if value == "off":
+        return None
+    count, _, period = value.partition("/")
+    if not count.isdigit() or period[:1] not in {"s", "m", "h", "d"}:
+        raise ImproperlyConfigured(f"{name}={value!r}: give a rate such as 10/min (per s, min, hour or day), or off.")
+    return value
+
+
 def env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 

@@ -10,3 +10,7 @@ STATIC_ROOT = tempfile.mkdtemp(prefix="eventshop-static-")
 OUTBOX_PUBLISH_ON_COMMIT = False
 # Tasks sent by handlers under test stay in memory; task tests call the task functions directly.
 CELERY_BROKER_URL = "memory://"
+# No rate limits: tests place orders and log in faster than any customer. The throttling tests
+# (tests/shop/test_api_throttling.py) set the rates they test.
+EVENTSHOP_THROTTLE_LOGIN = None
+EVENTSHOP_THROTTLE_ORDERS = None

@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 
 from config.api_errors import error_responses
 from config.api_parsers import JSONParser
+from config.api_throttles import LoginRateThrottle
 
 
 class AuthTokenObtainApi(ObtainAuthToken):
@@ -16,6 +17,7 @@ class AuthTokenObtainApi(ObtainAuthToken):
     # No authentication here: a stale `Authorization: Token` header must not stop a client getting a fresh one.
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [LoginRateThrottle]  # password guessing: EVENTSHOP_THROTTLE_LOGIN per address
     parser_classes = [JSONParser, FormParser]  # FormParser: `curl -d username=...` works too
 
     @extend_schema(
@@ -25,7 +27,7 @@ class AuthTokenObtainApi(ObtainAuthToken):
         request=AuthTokenSerializer,
         responses={
             200: inline_serializer("AuthTokenResponse", fields={"token": serializers.CharField()}),
-            **error_responses(400),
+            **error_responses(400, 429),
         },
     )
     def post(self, request, *args, **kwargs):

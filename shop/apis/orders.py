@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from config.api_errors import ApiError, ErrorSerializer, error_responses
 from config.api_parsers import JSONParser
+from config.api_throttles import OrderPlaceRateThrottle
 from shop.callbacks import CALLBACK_URL_MAX_LENGTH, CallbackUrlRefused, callback_url_validate
 from shop.checkout import DownstreamUnavailable, checkout_place_order
 from shop.models import Order, Product
@@ -115,6 +116,7 @@ class OrderListApi(GenericAPIView):
 
 class OrderPlaceApi(APIView):
     parser_classes = [JSONParser]
+    throttle_classes = [OrderPlaceRateThrottle]
 
     @extend_schema_serializer(component_name="OrderPlaceRequest")
     class InputSerializer(serializers.Serializer):
@@ -180,7 +182,7 @@ class OrderPlaceApi(APIView):
         responses={
             201: OpenApiResponse(OrderOutputSerializer, description="Placed."),
             200: OpenApiResponse(OrderOutputSerializer, description="A replay: the order this key already placed."),
-            **error_responses(400, 401, 409, 422),
+            **error_responses(400, 401, 409, 422, 429),
             202: OpenApiResponse(OrderAcceptedOutputSerializer, description=(
                 "Sync checkout mode only: the order IS placed (see `Location`), but shipping or loyalty failed "
                 "(`downstream_failure` says which); it will be completed asynchronously. Do not place it again: "
@@ -237,6 +239,10 @@ def _idempotency_key(request) -> str | None:
 class OrderCollectionApi(OrderListApi, OrderPlaceApi):
     """GET lists and POST places: the contract puts both operations on /api/orders/, and Django routes
     by path, not method, so this class only joins the two. Each keeps its own class, schema and tests."""
+
+    def get_throttles(self):
+        # OrderPlaceApi's throttle counts orders placed: listing them is not limited.
+        return super().get_throttles() if self.request.method == "POST" else []
 
 
 class OrderDetailApi(APIView):

@@ -6,8 +6,10 @@ from io import StringIO
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
+from config.api_throttles import LOAD_TESTERS_GROUP
 from shop.loadgen import LoadStats, RateScheduler, Spike, percentile, progress_line, send_offsets, summary_lines
 from shop.management.commands import loadgen as loadgen_command
 from shop.models import Order
@@ -138,7 +140,9 @@ def test_the_progress_bar_shows_done_out_of_total_the_rate_and_errors():
 def shop_to_load(db):
     ProductFactory(sku="MUG-01", price="12.50", stock=1000)
     ProductFactory(sku="PLANT-POT", stock=0)
-    UserFactory(username="demo", password=settings.DEMO_PASSWORD)
+    # seed_demo's load tester: its orders are not throttled.
+    load_tester = UserFactory(username="loadgen", password=settings.DEMO_PASSWORD)
+    load_tester.groups.add(Group.objects.create(name=LOAD_TESTERS_GROUP))
 
 
 def run_loadgen(*args):
@@ -152,7 +156,8 @@ def reported(out: str, label: str) -> int:
 
 
 @pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
-def test_loadgen_places_orders_through_the_api_and_reports_them(live_server, shop_to_load):
+def test_loadgen_places_orders_through_the_api_and_reports_them(live_server, shop_to_load, settings):
+    settings.EVENTSHOP_THROTTLE_ORDERS = "5/min"  # the load tester is exempt
     # One sender: the test database is SQLite in shared-cache memory, where concurrent writers get
     # "table is locked" at once instead of waiting (the demo's SQLite files wait). Concurrency is
     # proven against the real processes (tests/integration).
@@ -193,7 +198,7 @@ def test_ctrl_c_stops_sending_and_prints_the_summary_so_far(live_server, shop_to
 
 @pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
 def test_a_wrong_password_stops_before_sending_any_order(live_server, shop_to_load):
-    with pytest.raises(CommandError, match="no token for 'demo'"):
+    with pytest.raises(CommandError, match="no token for 'loadgen'"):
         run_loadgen("--url", live_server.url, "--password", "not-the-password", "--duration", "1")
     assert not Order.objects.exists()
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from config.api_throttles import LOAD_TESTERS_GROUP
 from shop.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -59,3 +60,12 @@ def test_seed_demo_resets_the_demo_password_but_keeps_stock_sold_since():
 
     assert get_user_model().objects.get(username="demo").check_password(settings.DEMO_PASSWORD)
     assert Product.objects.get(sku="MUG-ENAMEL").stock == 1
+
+
+def test_seed_demo_makes_the_load_generators_user_a_load_tester():
+    seed_demo()
+
+    load_tester = get_user_model().objects.get(username="loadgen")
+    assert load_tester.check_password(settings.DEMO_PASSWORD)
+    assert not load_tester.is_staff
+    assert list(load_tester.groups.values_list("name", flat=True)) == [LOAD_TESTERS_GROUP]

@@ -47,7 +47,8 @@ class Command(BaseCommand):
         parser.add_argument("--spike-at", type=float, help="Seconds after the start at which the spike begins.")
         parser.add_argument("--spike-rate", type=float, default=200.0, help="Orders per second during the spike.")
         parser.add_argument("--spike-duration", type=float, default=5.0, help="How long the spike lasts, in seconds.")
-        parser.add_argument("--username", default="demo")
+        parser.add_argument("--username", default="loadgen",
+                            help="Default: seed_demo's load tester, whose orders are not throttled.")
         parser.add_argument("--password", help="Default: the DEMO_PASSWORD setting.")
         parser.add_argument("--concurrency", type=int, default=16, help="Requests in flight at most.")
         parser.add_argument("--max-orders", type=int, help="Stop after sending this many orders.")

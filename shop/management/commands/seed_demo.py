@@ -1,11 +1,13 @@
-"""`python manage.py seed_demo`: demo products and the `demo` and `staff` users. Safe to run again."""
+"""`python manage.py seed_demo`: demo products and the `demo`, `staff` and `loadgen` users. Safe to run again."""
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from config.api_throttles import LOAD_TESTERS_GROUP
 from shop.models import Product
 
 # Products and auth both live in the shop's database; nothing here touches shipping or loyalty.
@@ -48,11 +50,14 @@ USERS = [
     # (username, email, is_staff and is_superuser)
     ("demo", "demo@example.com", False),
     ("staff", "staff@example.com", True),
+    ("loadgen", "loadgen@example.com", False),
 ]
+# `manage.py loadgen` logs in as this user: a load tester, so its orders are not throttled.
+LOAD_TESTER = "loadgen"
 
 
 class Command(BaseCommand):
-    help = "Create the demo products and the `demo` and `staff` users; running it again changes nothing."
+    help = "Create the demo products and the `demo`, `staff` and `loadgen` users; running it again changes nothing."
 
     @transaction.atomic(using=DATABASE)
     def handle(self, *args, **options):
@@ -83,7 +88,10 @@ class Command(BaseCommand):
             changed.append("password")
         if changed:
             user.save(using=DATABASE)
-        role = "staff and superuser" if is_admin else "customer"
+        if username == LOAD_TESTER and not user.groups.filter(name=LOAD_TESTERS_GROUP).exists():
+            user.groups.add(Group.objects.db_manager(DATABASE).get_or_create(name=LOAD_TESTERS_GROUP)[0])
+            changed.append(f"group {LOAD_TESTERS_GROUP}")
+        role = "staff and superuser" if is_admin else "load tester" if username == LOAD_TESTER else "customer"
         if created:
             self.stdout.write(f"User {username} ({role}): created with the demo password.")
         elif changed:
