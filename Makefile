@@ -24,8 +24,9 @@ endif
 .PHONY: install browser brokers start-broker demo screenshots test test-fast mutate migrate seed clean
 
 $(INSTALLED): pyproject.toml
+	@echo "Installing the pinned dependencies into $(VENV) (first use, or pyproject.toml changed): a minute or two..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -e '.[test]'
 	touch $(INSTALLED)
 
 install: $(INSTALLED)

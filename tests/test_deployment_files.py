@@ -3,14 +3,18 @@
 No Docker engine runs where the tests do, so these checks are what keep the compose file honest:
 every command it runs exists, every consumer has a service, every variable it sets is read.
 """
+import json
 import re
 import shlex
 from pathlib import Path
 
 import yaml
 from django.core.management import get_commands
+from django.urls import resolve
 
 from messaging.topology import SUBSCRIPTIONS
+from shop.apis.orders import OrderPlaceApi
+from shop.management.commands.seed_demo import PRODUCTS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -75,3 +79,14 @@ def test_compose_gives_each_secret_production_requires_its_own_demo_value_and_se
     assert all("demo" in value for value in values), "compose's secrets must say they are demo values"
     assert (environment["DJANGO_SECURE_SSL_REDIRECT"], environment["DJANGO_SECURE_HSTS_SECONDS"]) == ("false", "0")
 
+
+def test_the_readme_places_an_order_the_api_accepts():
+    readme = (ROOT / "README.md").read_text()
+    assert readme.index("/api/orders/") < 2000, "the API example belongs near the top"
+    urls = re.findall(r"http://127\.0\.0\.1:8000(/api/[\w/]+)", readme[:2000])
+    assert {resolve(url).url_name for url in urls} == {"auth-token", "order-list"}
+    body = json.loads(re.search(r"-d '(\{.*?\})'", readme, re.DOTALL).group(1))
+    serializer = OrderPlaceApi.InputSerializer(data=body)
+    assert serializer.is_valid(), serializer.errors
+    in_stock = {sku for sku, _, _, stock, _ in PRODUCTS if stock > 0}
+    assert {item["sku"] for item in body["items"]} <= in_stock
